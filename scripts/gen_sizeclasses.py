@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Generate alloc/sizeclasses.h: Go's malloc size classes for goalloc.
+
+This reproduces the algorithm of Go's runtime/mksizeclasses.go (facts, not
+code, taken from it):
+
+  * 8 KiB pages; small objects from 8 B to 32 KiB; class 0 means "large".
+  * Sizes walk upward in steps of `align`, which grows at powers of two:
+    16 from 32 B, size/8 from 128 B, 256 from 2 KiB.
+  * Each class gets the fewest pages whose tail (bytes/span mod size) is at
+    most 1/8 of the span, so tail waste is at most 12.5%.
+  * A size that needs the same pages and fits the same number of objects as
+    the previous class replaces it (no point in two classes).
+  * Finally each class grows to the largest size that still fits the same
+    number of objects in its span, kept a multiple of 128 (largeSizeDiv) so
+    the size -> class tables stay exact.
+  * Division by the element size is a multiply by ceil(2^32 / size) and a
+    shift by 32; the generator checks it for every byte offset of the span.
+
+Standard library only.  Usage:
+  scripts/gen_sizeclasses.py            # print the header to stdout
+  scripts/gen_sizeclasses.py -o FILE    # write it
+"""
+import argparse
+import sys
+
+PAGE_SHIFT = 13
+PAGE_SIZE = 1 << PAGE_SHIFT
+MAX_SMALL_SIZE = 32 << 10
+SMALL_SIZE_DIV = 8
+SMALL_SIZE_MAX = 1024
+LARGE_SIZE_DIV = 128
+MIN_HEAP_ALIGN = 8
+EXPECTED_CLASSES = 68  # 67 size classes plus class 0, as in Go
+
+
+def power_of_two(x):
+    return x != 0 and x & (x - 1) == 0
+
+
+def make_classes():
+    classes = [(0, 0)]  # (size, npages); class 0 is the dummy "large" class
+    align = MIN_HEAP_ALIGN
+    size = align
+    while size <= MAX_SMALL_SIZE:
+        if power_of_two(size):
+            if size >= 2048:
+                align = 256
+            elif size >= 128:
+                align = size // 8
+            elif size >= 32:
+                align = 16
+        assert power_of_two(align), "incorrect alignment"
+        allocsize = PAGE_SIZE
+        while allocsize % size > allocsize // 8:
+            allocsize += PAGE_SIZE
+        npages = allocsize // PAGE_SIZE
+        if len(classes) > 1:
+            psize, pnpages = classes[-1]
+            if npages == pnpages and allocsize // size == allocsize // psize:
+                classes[-1] = (size, npages)
+                size += align
+                continue
+        classes.append((size, npages))
+        size += align
+
+    out = [classes[0]]
+    for size, npages in classes[1:]:
+        span = npages * PAGE_SIZE
+        new_size = (span // (span // size)) & ~(LARGE_SIZE_DIV - 1)
+        out.append((max(size, new_size), npages))
+    if len(out) != EXPECTED_CLASSES:
+        sys.exit("number of size classes changed: %d" % len(out))
+    return out
+
+
+def div_magic(size, npages):
+    """ceil(2^32/size), checked exactly for every offset in the span."""
+    if size == 0:
+        return 0
+    magic = (0xFFFFFFFF // size) + 1
+    span = npages * PAGE_SIZE
+    for n in range(span + 1):
+        if (n * magic) >> 32 != n // size:
+            sys.exit("div magic fails for size %d at offset %d" % (size, n))
+    return magic
+
+
+def lookup_tables(classes):
+    c8 = [0] * (SMALL_SIZE_MAX // SMALL_SIZE_DIV + 1)
+    c128 = [0] * ((MAX_SMALL_SIZE - SMALL_SIZE_MAX) // LARGE_SIZE_DIV + 1)
+    nextsize = 0
+    for c in range(1, len(classes)):
+        size = classes[c][0]
+        while nextsize <= size:
+            if nextsize <= SMALL_SIZE_MAX:
+                c8[(nextsize + SMALL_SIZE_DIV - 1) // SMALL_SIZE_DIV] = c
+            else:
+                c128[(nextsize - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) // LARGE_SIZE_DIV] = c
+            nextsize += SMALL_SIZE_DIV if nextsize < SMALL_SIZE_MAX else LARGE_SIZE_DIV
+    # Every request must map to the smallest class that holds it.
+    for s in range(0, MAX_SMALL_SIZE + 1):
+        c = c8[(s + 7) // 8] if s <= SMALL_SIZE_MAX else c128[(s - SMALL_SIZE_MAX + 127) // 128]
+        assert classes[c][0] >= s and (c == 1 or classes[c - 1][0] < s), s
+    return c8, c128
+
+
+def fmt_array(ctype, name, values, per_line=16):
+    lines = []
+    for i in range(0, len(values), per_line):
+        lines.append("    " + ", ".join(str(v) for v in values[i:i + per_line]) + ",")
+    return "inline constexpr %s %s[%d] = {\n%s\n};\n" % (ctype, name, len(values), "\n".join(lines))
+
+
+def render(classes):
+    c8, c128 = lookup_tables(classes)
+    magics = [div_magic(s, n) for s, n in classes]
+    rows = []
+    for c in range(1, len(classes)):
+        size, npages = classes[c]
+        span = npages * PAGE_SIZE
+        objects = span // size
+        tail = span % size
+        prev = classes[c - 1][0]
+        # Worst case: every object holds prev+1 bytes, plus the span tail.
+        max_waste = float(span - (prev + 1) * objects) / span * 100.0
+        align = size & -size
+        if align > PAGE_SIZE:
+            align = PAGE_SIZE
+        rows.append("// %5d %9d %10d %7d %10d %8.2f%% %9d" %
+                    (c, size, span, objects, tail, max_waste, align))
+    h = []
+    h.append("// Code generated by scripts/gen_sizeclasses.py; DO NOT EDIT.")
+    h.append("// Regenerate: python3 scripts/gen_sizeclasses.py -o alloc/sizeclasses.h")
+    h.append("//")
+    h.append("// Go's malloc size classes (runtime/mksizeclasses.go algorithm): 8 KiB pages,")
+    h.append("// objects up to 32 KiB, tail waste <= 12.5%. Class 0 is for large objects.")
+    h.append("//")
+    h.append("// class  bytes/obj  bytes/span  objects  tail waste  max waste  min align")
+    h.extend(rows)
+    h.append("")
+    h.append("#pragma once")
+    h.append("")
+    h.append("#include <cstddef>")
+    h.append("#include <cstdint>")
+    h.append("")
+    h.append("namespace goalloc {")
+    h.append("")
+    h.append("inline constexpr std::size_t kPageShift = %d;" % PAGE_SHIFT)
+    h.append("inline constexpr std::size_t kPageSize = %d;" % PAGE_SIZE)
+    h.append("inline constexpr std::size_t kMaxSmallSize = %d;" % MAX_SMALL_SIZE)
+    h.append("inline constexpr std::size_t kSmallSizeDiv = %d;" % SMALL_SIZE_DIV)
+    h.append("inline constexpr std::size_t kSmallSizeMax = %d;" % SMALL_SIZE_MAX)
+    h.append("inline constexpr std::size_t kLargeSizeDiv = %d;" % LARGE_SIZE_DIV)
+    h.append("inline constexpr int kNumSizeClasses = %d;" % len(classes))
+    h.append("inline constexpr std::size_t kMaxObjsPerSpan = %d;" %
+             max((n * PAGE_SIZE) // s for s, n in classes[1:]))
+    h.append("")
+    h.append(fmt_array("std::uint32_t", "class_to_size", [s for s, _ in classes], 10))
+    h.append(fmt_array("std::uint8_t", "class_to_allocnpages", [n for _, n in classes], 20))
+    h.append(fmt_array("std::uint32_t", "class_to_divmagic", magics, 6))
+    h.append(fmt_array("std::uint8_t", "size_to_class8", c8, 20))
+    h.append(fmt_array("std::uint8_t", "size_to_class128", c128, 20))
+    h.append("}  // namespace goalloc")
+    return "\n".join(h) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--output", help="write to this file instead of stdout")
+    args = ap.parse_args()
+    text = render(make_classes())
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
