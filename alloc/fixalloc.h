@@ -1,0 +1,60 @@
+// fixalloc.h — Go's fixalloc: a free-list allocator of fixed-size metadata
+// objects (mspan, mcache) carved from 256 KiB chunks obtained with sys::alloc.
+//
+// Not thread-safe: the owner's lock guards it (mheap.lock for spans, the
+// mcache registry lock for mcaches). Memory is never returned to the OS; freed
+// objects are reused. Objects come back zeroed.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+
+#include "sys.h"
+
+namespace goalloc {
+
+class FixAlloc {
+public:
+    constexpr explicit FixAlloc(std::size_t size) : size_((size + 63) & ~std::size_t{63}) {}
+
+    void* alloc() {
+        if (free_ != nullptr) {
+            Link* l = free_;
+            free_ = l->next;
+            std::memset(l, 0, size_);
+            inuse_++;
+            return l;
+        }
+        if (chunk_left_ < size_) {
+            void* c = sys::alloc(kChunk);
+            if (c == nullptr) return nullptr;
+            chunk_ = static_cast<char*>(c);
+            chunk_left_ = kChunk;
+        }
+        void* p = chunk_;
+        chunk_ += size_;
+        chunk_left_ -= size_;
+        inuse_++;
+        return p;  // fresh sys::alloc memory is zero
+    }
+    void free(void* p) {
+        Link* l = static_cast<Link*>(p);
+        l->next = free_;
+        free_ = l;
+        inuse_--;
+    }
+    std::size_t inuse() const { return inuse_; }
+
+private:
+    static constexpr std::size_t kChunk = 256 << 10;
+    struct Link {
+        Link* next;
+    };
+    std::size_t size_;
+    Link* free_ = nullptr;
+    char* chunk_ = nullptr;
+    std::size_t chunk_left_ = 0;
+    std::size_t inuse_ = 0;
+};
+
+}  // namespace goalloc

@@ -1,0 +1,326 @@
+// malloc.cpp — the ga_* front end: malloc, free, calloc, realloc, aligned
+// allocation, usable size, statistics.
+//
+// Fast paths (see alloc/README.md for the instruction budget):
+//   malloc(n <= 1 KiB): size_to_class8 lookup, TLS load, take the lowest set
+//     bit of the entry's cache word, publish ~cache to allocBits, return
+//     wordBase + bit * elemsize.
+//   free(p) of an object in a span this thread caches: arena index -> span,
+//     magic-division index, boundary and double-free check, set the bit back
+//     (same word) or clear the allocBit (other word of the span).
+// Everything else — refill, large objects, frees of objects whose span another
+// thread holds (remote frees), misuse reports — is in the out-of-line slow paths.
+//
+// Remote free protocol (lock-free for the common case; see mcentral.h):
+//   1. allocBits bit must be set, else double free;
+//   2. old = remoteCount.fetch_add(1);
+//   3. if the span is not cached and this is the first pending remote free
+//      (old == 0) or may be the last object (old + 1 >= allocCount), take the
+//      mcentral lock *before* publishing, so the span cannot be given back to
+//      the heap under us;
+//   4. remoteBits[w].fetch_or(bit) — a bit already set is a double free;
+//   5. under the lock: move the span to partial or give it back to the heap.
+// After step 4 without the lock, the freeing thread never touches the span again.
+#include <cerrno>
+#include <cstring>
+
+#include "goalloc/goalloc.h"
+#include "mcache.h"
+#include "mheap.h"
+#include "sys.h"
+
+namespace goalloc {
+namespace {
+
+GA_INLINE int size_class_of(std::size_t n) {
+    if (n <= kSmallSizeMax) return size_to_class8[(n + kSmallSizeDiv - 1) / kSmallSizeDiv];
+    return size_to_class128[(n - kSmallSizeMax + kLargeSizeDiv - 1) / kLargeSizeDiv];
+}
+
+GA_NOINLINE void* alloc_small_slow(int sc) {
+    MCache* c = tls_mcache;
+    if (c == nullptr) {
+        c = mcache_create();
+        if (c == nullptr) {
+            errno = ENOMEM;
+            return nullptr;
+        }
+    }
+    MCacheEntry* e = &c->alloc[sc];
+    if (e->cache == 0 && !c->refill(sc)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    std::uint64_t m = e->cache;
+    unsigned bit = static_cast<unsigned>(__builtin_ctzll(m));
+    m &= m - 1;
+    e->cache = m;
+    e->bitsWord->store(~m, std::memory_order_relaxed);
+    e->nmalloc++;
+    return reinterpret_cast<void*>(e->wordBase + bit * e->elemsize);
+}
+
+GA_INLINE void* alloc_small(int sc) {
+    MCache* c = tls_mcache;
+    if (GA_LIKELY(c != nullptr)) {
+        MCacheEntry* e = &c->alloc[sc];
+        std::uint64_t m = e->cache;
+        if (GA_LIKELY(m != 0)) {
+            unsigned bit = static_cast<unsigned>(__builtin_ctzll(m));
+            m &= m - 1;
+            e->cache = m;
+            e->bitsWord->store(~m, std::memory_order_relaxed);
+            e->nmalloc++;
+            return reinterpret_cast<void*>(e->wordBase + bit * e->elemsize);
+        }
+    }
+    return alloc_small_slow(sc);
+}
+
+GA_NOINLINE void* alloc_large(std::size_t n, std::size_t align, bool zero) {
+    if (n > kMaxAlloc) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    heap_init();
+    std::size_t npages = (n + kPageSize - 1) / kPageSize;
+    if (npages == 0) npages = 1;
+    MSpan* s = mheap.alloc_span(npages, 0, SpanKind::Malloc, align);
+    if (s == nullptr) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    s->allocBits[0].store(~std::uint64_t{0}, std::memory_order_relaxed);
+    s->allocCount.store(1, std::memory_order_relaxed);
+    mheap.large_allocs.fetch_add(1, std::memory_order_relaxed);
+    mheap.large_bytes.fetch_add(s->elemsize, std::memory_order_relaxed);
+    void* p = reinterpret_cast<void*>(s->base);
+    if (zero && s->needzero) std::memset(p, 0, s->elemsize);
+    return p;
+}
+
+void* malloc_any(std::size_t n) {
+    if (GA_LIKELY(n <= kSmallSizeMax)) return alloc_small(size_to_class8[(n + 7) >> 3]);
+    if (n <= kMaxSmallSize) return alloc_small(size_class_of(n));
+    return alloc_large(n, kPageSize, false);
+}
+
+// The span of an object the caller claims is allocated; aborts on misuse.
+MSpan* checked_span(const char* fn, std::uintptr_t a, std::uint32_t* idx_out) {
+    MSpan* s = span_of(a);
+    if (s == nullptr || s->state.load(std::memory_order_acquire) != SpanState::InUse) {
+        if (arena_of(a) != nullptr)
+            misuse_invalid(fn, a, "no allocated object here: already freed, or never allocated");
+        misuse_invalid(fn, a, "not allocated by goalloc");
+    }
+    if (s->kind != SpanKind::Malloc) misuse_invalid(fn, a, "object belongs to the garbage-collected heap");
+    std::uint32_t idx = s->index_of(a);
+    if (idx >= s->nelems) misuse_invalid(fn, a, "in the unused tail of a span");
+    if (s->object_base(idx) != a) misuse_interior(fn, a, s->object_base(idx));
+    *idx_out = idx;
+    return s;
+}
+
+GA_NOINLINE void free_large(const char* fn, std::uintptr_t a, MSpan* s) {
+    mheap.lock.lock();
+    if (s->state.load(std::memory_order_relaxed) != SpanState::InUse || s->base != a) {
+        mheap.lock.unlock();
+        misuse_double_free(fn, a, nullptr);
+    }
+    mheap.large_frees.fetch_add(1, std::memory_order_relaxed);
+    mheap.large_bytes.fetch_sub(s->elemsize, std::memory_order_relaxed);
+    mheap.free_span_locked(s);
+    mheap.lock.unlock();
+}
+
+GA_NOINLINE void remote_free(const char* fn, std::uintptr_t a, MSpan* s, std::uint32_t idx, MCache* c) {
+    std::uint32_t w = idx >> 6;
+    std::uint64_t bit = std::uint64_t{1} << (idx & 63);
+    if (!(s->allocBits[w].load(std::memory_order_acquire) & bit)) misuse_double_free(fn, a, s);
+    int sc = s->sizeclass;
+    std::uint32_t old = s->remoteCount.fetch_add(1, std::memory_order_seq_cst);
+    MCentral& central = mheap.central[sc];
+    bool notify = s->cached.load(std::memory_order_seq_cst) == 0 &&
+                  (old == 0 || old + 1 >= s->allocCount.load(std::memory_order_relaxed));
+    if (notify) central.lock.lock();
+    std::uint64_t prev = s->remoteBits[w].fetch_or(bit, std::memory_order_acq_rel);
+    if (prev & bit) {
+        if (notify) central.lock.unlock();
+        misuse_double_free(fn, a, s);
+    }
+    if (notify) {
+        central.remote_free_locked(s);
+        central.lock.unlock();
+    }
+    if (c != nullptr)
+        c->alloc[sc].nfree++;
+    else
+        mheap.nfree[sc].fetch_add(1, std::memory_order_relaxed);
+}
+
+GA_NOINLINE void free_slow(const char* fn, std::uintptr_t a) {
+    std::uint32_t idx;
+    MSpan* s = checked_span(fn, a, &idx);
+    if (s->sizeclass == 0) {
+        free_large(fn, a, s);
+        return;
+    }
+    MCache* c = tls_mcache;
+    if (c != nullptr && c->alloc[s->sizeclass].span == s) {
+        // The fast path declined an object of a span we hold: it is not allocated.
+        misuse_double_free(fn, a, s);
+    }
+    remote_free(fn, a, s, idx, c);
+}
+
+GA_INLINE void free_any(const char* fn, void* p) {
+    std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+    MSpan* s = span_of(a);
+    MCache* c = tls_mcache;
+    if (GA_LIKELY(s != nullptr && c != nullptr)) {
+        MCacheEntry* e = &c->alloc[s->sizeclass];
+        if (GA_LIKELY(e->span == s)) {
+            std::uintptr_t off = a - s->base;
+            std::uint32_t idx = static_cast<std::uint32_t>((off * s->divMul) >> 32);
+            if (GA_LIKELY(idx * e->elemsize == off && idx < s->nelems)) {
+                std::uint64_t bit = std::uint64_t{1} << (idx & 63);
+                std::uint32_t w = idx >> 6;
+                if (w == e->word) {
+                    if (GA_LIKELY(!(e->cache & bit))) {
+                        e->cache |= bit;
+                        e->bitsWord->store(~e->cache, std::memory_order_relaxed);
+                        e->nfree++;
+                        return;
+                    }
+                } else {
+                    std::uint64_t x = s->allocBits[w].load(std::memory_order_relaxed);
+                    if (GA_LIKELY(x & bit)) {
+                        s->allocBits[w].store(x & ~bit, std::memory_order_relaxed);
+                        e->nfree++;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    if (a == 0) return;
+    free_slow(fn, a);
+}
+
+std::size_t usable_checked(const char* fn, const void* p) {
+    std::uint32_t idx;
+    MSpan* s = checked_span(fn, reinterpret_cast<std::uintptr_t>(p), &idx);
+    if (!s->is_allocated(idx)) misuse_invalid(fn, reinterpret_cast<std::uintptr_t>(p),
+                                              "object is not allocated: freed already?");
+    return s->elemsize;
+}
+
+}  // namespace
+}  // namespace goalloc
+
+using namespace goalloc;
+
+extern "C" {
+
+void* ga_malloc(size_t n) { return malloc_any(n); }
+
+void ga_free(void* p) { free_any("ga_free", p); }
+
+void* ga_calloc(size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    if (total > kMaxSmallSize) return alloc_large(total, kPageSize, true);
+    void* p = malloc_any(total);
+    if (p != nullptr) std::memset(p, 0, total);
+    return p;
+}
+
+void* ga_realloc(void* p, size_t n) {
+    if (p == nullptr) return malloc_any(n);
+    if (n == 0) {
+        free_any("ga_realloc", p);
+        return nullptr;
+    }
+    size_t old = usable_checked("ga_realloc", p);
+    // Keep the object when the new size fits and wastes at most half of it
+    // (for a small object: the size class would not shrink much).
+    if (n <= old && n > old / 2) return p;
+    if (n <= old && old <= kMaxSmallSize && size_class_of(n) == size_class_of(old)) return p;
+    void* q = malloc_any(n);
+    if (q == nullptr) return nullptr;  // errno = ENOMEM; p is untouched
+    std::memcpy(q, p, n < old ? n : old);
+    free_any("ga_realloc", p);
+    return q;
+}
+
+void* ga_aligned_alloc(size_t align, size_t n) {
+    if (align == 0 || (align & (align - 1)) != 0) {
+        errno = EINVAL;
+        return nullptr;
+    }
+    if (align <= 8) return malloc_any(n);
+    if (n <= kMaxSmallSize && align <= kPageSize) {
+        // Span bases are page-aligned, so every object of a class whose size
+        // is a multiple of align is aligned. Class 67 (32 KiB) always is.
+        int sc = size_class_of(n);
+        while (class_to_size[sc] % align != 0) sc++;
+        return alloc_small(sc);
+    }
+    return alloc_large(n, align, false);
+}
+
+size_t ga_usable_size(const void* p) {
+    if (p == nullptr) return 0;
+    return usable_checked("ga_usable_size", p);
+}
+
+void ga_thread_flush(void) {
+    if (tls_mcache != nullptr) tls_mcache->flush();
+}
+
+size_t ga_release_free_memory(void) {
+    heap_init();
+    ga_thread_flush();
+    for (int sc = 1; sc < kNumSizeClasses; sc++) mheap.central[sc].release_empty();
+    return mheap.scavenge_all();
+}
+
+void ga_stats(ga_stats_t* out) {
+    std::memset(out, 0, sizeof(*out));
+    MCache* c = tls_mcache;
+    std::int64_t in_use = 0;
+    for (int sc = 1; sc < kNumSizeClasses; sc++) {
+        std::uint64_t m = mheap.nmalloc[sc].load(std::memory_order_relaxed);
+        std::uint64_t f = mheap.nfree[sc].load(std::memory_order_relaxed);
+        if (c != nullptr) {
+            m += c->alloc[sc].nmalloc;
+            f += c->alloc[sc].nfree;
+        }
+        out->mallocs += m;
+        out->frees += f;
+        in_use += static_cast<std::int64_t>(m - f) * class_to_size[sc];  // m < f transiently
+    }
+    out->bytes_in_use = in_use > 0 ? static_cast<std::uint64_t>(in_use) : 0;
+    std::uint64_t la = mheap.large_allocs.load(std::memory_order_relaxed);
+    std::uint64_t lf = mheap.large_frees.load(std::memory_order_relaxed);
+    out->mallocs += la;
+    out->frees += lf;
+    out->bytes_in_use += mheap.large_bytes.load(std::memory_order_relaxed);
+    out->large_objects = la - lf;
+    out->live_objects = out->mallocs - out->frees;
+    std::uint64_t prepared = sys::stats.prepared.load(std::memory_order_relaxed);
+    out->bytes_mapped = prepared + sys::stats.ready.load(std::memory_order_relaxed);
+    out->bytes_released = prepared;
+    out->bytes_reserved = sys::stats.reserved.load(std::memory_order_relaxed);
+    out->bytes_metadata = sys::stats.metadata.load(std::memory_order_relaxed);
+    out->spans_in_use = mheap.spans_in_use.load(std::memory_order_relaxed);
+    out->arenas = mheap.arenas.load(std::memory_order_relaxed);
+    mheap.lock.lock();
+    out->heap_pages_free = mheap.pages.free_pages();
+    mheap.lock.unlock();
+}
+
+}  // extern "C"

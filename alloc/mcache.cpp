@@ -1,0 +1,136 @@
+// mcache.cpp — per-thread caches: refill, flush, creation and thread exit.
+#include "mcache.h"
+
+#include <pthread.h>
+
+#include <new>
+
+#include "mheap.h"
+
+namespace goalloc {
+
+thread_local MCache* tls_mcache __attribute__((tls_model("initial-exec"))) = nullptr;
+
+// Registry of live mcaches and their metadata allocator.
+static constinit Mutex cache_list_lock{kRankMCacheList};
+static constinit FixAlloc cache_alloc{sizeof(MCache)};  // cache_list_lock
+static MCache* cache_list = nullptr;                     // cache_list_lock
+static pthread_key_t cache_key;
+static std::atomic<int> key_state{0};  // 0 none, 1 creating, 2 ready
+
+static void mcache_destroy(void* arg);
+
+static void ensure_key() {
+    if (GA_LIKELY(key_state.load(std::memory_order_acquire) == 2)) return;
+    int expected = 0;
+    if (key_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        // pthread_key_create does not allocate in glibc.
+        pthread_key_create(&cache_key, mcache_destroy);
+        key_state.store(2, std::memory_order_release);
+    } else {
+        while (key_state.load(std::memory_order_acquire) != 2) __builtin_ia32_pause();
+    }
+}
+
+MCache* mcache_create() {
+    heap_init();
+    ensure_key();
+    cache_list_lock.lock();
+    void* mem = cache_alloc.alloc();
+    MCache* c = nullptr;
+    if (mem != nullptr) {
+        c = new (mem) MCache();
+        c->next = cache_list;
+        if (cache_list) cache_list->prev = c;
+        cache_list = c;
+    }
+    cache_list_lock.unlock();
+    if (c == nullptr) return nullptr;
+    tls_mcache = c;
+    // A destructor that runs after ours and allocates re-creates the cache;
+    // glibc then calls our destructor again in its next round.
+    pthread_setspecific(cache_key, c);
+    return c;
+}
+
+static void mcache_destroy(void* arg) {
+    MCache* c = static_cast<MCache*>(arg);
+    c->flush();
+    if (tls_mcache == c) tls_mcache = nullptr;
+    cache_list_lock.lock();
+    if (c->prev) c->prev->next = c->next; else cache_list = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->~MCache();
+    cache_alloc.free(c);
+    cache_list_lock.unlock();
+}
+
+void MCache::merge_stats(int sc) {
+    MCacheEntry* e = &alloc[sc];
+    if (e->nmalloc) mheap.nmalloc[sc].fetch_add(e->nmalloc, std::memory_order_relaxed);
+    if (e->nfree) mheap.nfree[sc].fetch_add(e->nfree, std::memory_order_relaxed);
+    e->nmalloc = e->nfree = 0;
+}
+
+void MCache::load_word(MCacheEntry* e, std::uint32_t w) {
+    MSpan* s = e->span;
+    e->word = w;
+    e->bitsWord = &s->allocBits[w];
+    e->cache = ~e->bitsWord->load(std::memory_order_relaxed);
+    e->wordBase = s->base + std::uintptr_t{w} * 64 * s->elemsize;
+}
+
+// Find a word of the span, after the current one and wrapping around to it,
+// that has free objects (local frees elsewhere in the span, or drained remote
+// frees). The current word's cache is empty, so its allocBits word is all ones
+// unless a drain cleared bits in it.
+bool MCache::next_word(MCacheEntry* e) {
+    MSpan* s = e->span;
+    std::uint32_t nw = s->nwords;
+    for (std::uint32_t k = 1; k <= nw; k++) {
+        std::uint32_t w = e->word + k;
+        if (w >= nw) w -= nw;
+        if (~s->allocBits[w].load(std::memory_order_relaxed) != 0) {
+            load_word(e, w);
+            return true;
+        }
+    }
+    return false;
+}
+
+void MCache::release_span(MCacheEntry* e) {
+    MSpan* s = e->span;
+    s->allocCount.store(s->count_alloc(), std::memory_order_relaxed);
+    e->span = nullptr;
+    e->cache = 0;
+    e->bitsWord = nullptr;
+    mheap.central[s->sizeclass].uncache_span(s);
+}
+
+bool MCache::refill(int sc) {
+    MCacheEntry* e = &alloc[sc];
+    GA_ASSERT(e->cache == 0);
+    if (e->span != nullptr) {
+        if (next_word(e)) return true;
+        if (e->span->remoteCount.load(std::memory_order_acquire) != 0 && e->span->drain_remote() != 0 &&
+            next_word(e))
+            return true;
+        release_span(e);
+    }
+    merge_stats(sc);
+    MSpan* s = mheap.central[sc].cache_span();
+    if (s == nullptr) return false;
+    e->span = s;
+    e->elemsize = s->elemsize;
+    e->word = s->nwords - 1;  // next_word starts at word 0
+    return next_word(e);
+}
+
+void MCache::flush() {
+    for (int sc = 1; sc < kNumSizeClasses; sc++) {
+        if (alloc[sc].span != nullptr) release_span(&alloc[sc]);
+        merge_stats(sc);
+    }
+}
+
+}  // namespace goalloc

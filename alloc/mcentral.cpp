@@ -1,0 +1,112 @@
+// mcentral.cpp — central span lists per size class (see mcentral.h).
+#include "mcentral.h"
+
+#include "mheap.h"
+
+namespace goalloc {
+
+void SpanList::push_back(MSpan* s, std::uint8_t id) {
+    GA_ASSERT(s->list == kListNone);
+    s->list = id;
+    s->next = nullptr;
+    s->prev = tail;
+    if (tail) tail->next = s; else head = s;
+    tail = s;
+    count++;
+}
+
+void SpanList::remove(MSpan* s) {
+    if (s->prev) s->prev->next = s->next; else head = s->next;
+    if (s->next) s->next->prev = s->prev; else tail = s->prev;
+    s->next = s->prev = nullptr;
+    s->list = kListNone;
+    count--;
+}
+
+MSpan* SpanList::pop_front() {
+    MSpan* s = head;
+    if (s) remove(s);
+    return s;
+}
+
+MSpan* MCentral::cache_span() {
+    lock.lock();
+    // Visit each partial span at most once: a span whose only free objects are
+    // still in flight (remoteCount > 0, bits not yet published) goes to the back.
+    for (std::size_t n = partial.count; n > 0; n--) {
+        MSpan* s = partial.pop_front();
+        s->drain_remote();
+        std::uint32_t used = s->count_alloc();
+        s->allocCount.store(used, std::memory_order_relaxed);
+        if (used < s->nelems) {
+            s->cached.store(1, std::memory_order_seq_cst);
+            lock.unlock();
+            return s;
+        }
+        if (s->remoteCount.load(std::memory_order_seq_cst) != 0)
+            partial.push_back(s, kListPartial);
+        else
+            full.push_back(s, kListFull);
+    }
+    lock.unlock();
+    MSpan* s = mheap.alloc_span(class_to_allocnpages[sizeclass], sizeclass, SpanKind::Malloc);
+    if (s != nullptr) s->cached.store(1, std::memory_order_seq_cst);
+    return s;
+}
+
+void MCentral::uncache_span(MSpan* s) {
+    lock.lock();
+    s->cached.store(0, std::memory_order_seq_cst);
+    std::uint32_t used = s->allocCount.load(std::memory_order_relaxed);
+    if (s->remoteCount.load(std::memory_order_seq_cst) != 0) {
+        s->drain_remote();
+        used = s->count_alloc();
+        s->allocCount.store(used, std::memory_order_relaxed);
+    }
+    bool pending = s->remoteCount.load(std::memory_order_seq_cst) != 0;
+    if (used == 0 && !pending) {
+        mheap.free_span(s);
+    } else if (used < s->nelems || pending) {
+        partial.push_back(s, kListPartial);
+    } else {
+        full.push_back(s, kListFull);
+    }
+    lock.unlock();
+}
+
+void MCentral::remote_free_locked(MSpan* s) {
+    GA_ASSERT_LOCK_HELD(lock);
+    if (s->cached.load(std::memory_order_seq_cst)) return;  // its mcache will drain it
+    s->drain_remote();
+    std::uint32_t used = s->count_alloc();
+    s->allocCount.store(used, std::memory_order_relaxed);
+    bool pending = s->remoteCount.load(std::memory_order_seq_cst) != 0;
+    if (used == 0 && !pending) {
+        if (s->list == kListPartial) partial.remove(s); else if (s->list == kListFull) full.remove(s);
+        mheap.free_span(s);
+    } else if (s->list == kListFull) {
+        full.remove(s);
+        partial.push_back(s, kListPartial);
+    }
+}
+
+std::size_t MCentral::release_empty() {
+    std::size_t freed = 0;
+    lock.lock();
+    for (MSpan* s = partial.head; s != nullptr;) {
+        MSpan* next = s->next;
+        s->drain_remote();
+        std::uint32_t used = s->count_alloc();
+        s->allocCount.store(used, std::memory_order_relaxed);
+        if (used == 0 && s->remoteCount.load(std::memory_order_seq_cst) == 0) {
+            partial.remove(s);
+            mheap.free_span(s);
+            freed++;
+        }
+        s = next;
+    }
+    lock.unlock();
+    return freed;
+}
+
+}  // namespace goalloc

@@ -1,0 +1,61 @@
+// mcentral.h — the central free lists: one per size class of the malloc heap.
+//
+// An mcentral holds the spans of its class that no mcache holds, in two lists:
+//   partial  spans that have (or may soon have, through pending remote frees)
+//            free objects;
+//   full     spans with every object allocated and nothing pending.
+// mcaches take spans from partial (cache_span) and give them back when they
+// are full or when their thread exits (uncache_span). A span is in at most one
+// list, and never in a list while cached (span.cached == 1).
+//
+// Remote frees (a thread frees an object of a span it does not hold) are
+// lock-free: the freeing thread sets the object's bit in span.remoteBits. It
+// takes this lock only when it is the first pending remote free on an uncached
+// span (to move the span from full to partial) or when its free may empty the
+// span (to give it back to the mheap). See free path in malloc.cpp.
+//
+// The ordering argument for "no span is stranded in full with a free object":
+// the remote freer does remoteCount.fetch_add (seq_cst) and then loads
+// span.cached (seq_cst); uncache_span stores cached = 0 (seq_cst) and then
+// loads remoteCount. One of the two sees the other, so either the freer
+// notifies under the lock or the span goes to partial.
+//
+// Lock: MCentral.lock (rank kRankMCentral); may take mheap.lock while held.
+#pragma once
+
+#include <cstdint>
+
+#include "lock.h"
+#include "mspan.h"
+
+namespace goalloc {
+
+// Intrusive doubly linked list of spans (guarded by the owner's lock).
+struct SpanList {
+    MSpan* head = nullptr;
+    MSpan* tail = nullptr;
+    std::size_t count = 0;
+    void push_back(MSpan* s, std::uint8_t id);
+    void remove(MSpan* s);
+    MSpan* pop_front();
+};
+
+struct alignas(64) MCentral {
+    Mutex lock{kRankMCentral};
+    int sizeclass = 0;  // set once by the heap's initialisation
+    SpanList partial;   // lock
+    SpanList full;      // lock
+
+    // A span with at least one free object, marked cached, drained of remote
+    // frees, with allocCount exact. nullptr if memory is exhausted.
+    MSpan* cache_span();
+    // Give back a span the caller's mcache held; allocCount must be exact.
+    void uncache_span(MSpan* s);
+    // Caller holds lock and has published a remote free on s: move s from full
+    // to partial, or give it back to the heap if it is now empty.
+    void remote_free_locked(MSpan* s);
+    // Give every empty span in partial back to the heap (malloc_trim). Returns spans freed.
+    std::size_t release_empty();
+};
+
+}  // namespace goalloc

@@ -1,0 +1,156 @@
+// mheap.cpp — span allocation, heap growth over arenas, scavenging.
+#include "mheap.h"
+
+#include <new>
+
+#include "internal.h"
+#include "options.h"
+#include "sys.h"
+
+namespace goalloc {
+
+std::atomic<HeapArena*> arena_index[kArenaIndexEntries];
+constinit MHeap mheap;
+
+// Go's first arena hint on linux/amd64: 0x00c0 << 32.
+static constexpr std::uintptr_t kFirstArenaHint = std::uintptr_t{0x00c0} << 32;
+
+static std::atomic<int> heap_state{0};  // 0 new, 1 initialising, 2 ready
+
+void heap_init() {
+    if (GA_LIKELY(heap_state.load(std::memory_order_acquire) == 2)) return;
+    int expected = 0;
+    if (heap_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        const Options& o = options();
+        for (int c = 0; c < kNumSizeClasses; c++) mheap.central[c].sizeclass = c;
+#ifdef GOALLOC_SANITIZER
+        mheap.next_hint = 0;  // sanitizers own fixed parts of the address space
+#else
+        mheap.next_hint = o.arena_hints ? kFirstArenaHint : 0;
+#endif
+        heap_state.store(2, std::memory_order_release);
+    } else {
+        while (heap_state.load(std::memory_order_acquire) != 2) __builtin_ia32_pause();
+    }
+}
+
+// Reserve `bytes` (a multiple of kArenaBytes) of new arenas and register them.
+bool MHeap::new_arenas_locked(std::size_t bytes) {
+    void* hint = reinterpret_cast<void*>(next_hint);
+    void* r = sys::reserve(hint, bytes, kArenaBytes);
+    if (r == nullptr) return false;
+    std::uintptr_t base = reinterpret_cast<std::uintptr_t>(r);
+    if (base + bytes > (std::uintptr_t{1} << 48)) {
+        sys::free(r, bytes, 0, 0);
+        return false;
+    }
+    std::size_t n = bytes / kArenaBytes;
+    for (std::size_t i = 0; i < n; i++) {
+        auto* a = static_cast<HeapArena*>(sys::alloc(sizeof(HeapArena)));
+        if (a != nullptr) a->base = base + i * kArenaBytes;
+        if (a == nullptr || !pages.add_arena(a)) {
+            // Arenas registered so far stay (empty, reserved); the rest is returned.
+            if (a != nullptr) sys::free_metadata(a, sizeof(HeapArena));
+            std::uintptr_t rest = base + i * kArenaBytes;
+            sys::free(reinterpret_cast<void*>(rest), bytes - i * kArenaBytes, 0, 0);
+            return false;
+        }
+        arena_index[a->base >> kArenaShift].store(a, std::memory_order_release);
+        arenas.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (next_hint != 0) next_hint = base + bytes;
+    cur_base = base;
+    cur_end = base + bytes;
+    if (options().verbose) {
+        Msg m;
+        m.s("goalloc: reserved ").dec(n).s(" arena(s) at ").hex(base).s("\n");
+        m.write_stderr();
+    }
+    return true;
+}
+
+bool MHeap::grow_locked(std::size_t npages) {
+    GA_ASSERT_LOCK_HELD(lock);
+    if (npages > kMaxAlloc / kPageSize) return false;
+    std::size_t ask = (npages * kPageSize + kHeapGrowBytes - 1) & ~(kHeapGrowBytes - 1);
+    if (cur_end - cur_base < ask) {
+        // Map what is left of the current reservation so it is not wasted:
+        // it coalesces with the new arenas when those are contiguous.
+        if (cur_end > cur_base) {
+            if (sys::map(reinterpret_cast<void*>(cur_base), cur_end - cur_base))
+                pages.grow(cur_base, (cur_end - cur_base) / kPageSize);
+            cur_base = cur_end;
+            return true;  // progress: the caller retries, and grows again if needed
+        }
+        std::size_t bytes = (ask + kArenaBytes - 1) & ~(kArenaBytes - 1);
+        if (!new_arenas_locked(bytes)) return false;
+    }
+    if (!sys::map(reinterpret_cast<void*>(cur_base), ask)) return false;
+    pages.grow(cur_base, ask / kPageSize);
+    cur_base += ask;
+    return true;
+}
+
+MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::size_t align) {
+    std::size_t extra = align > kPageSize ? align / kPageSize - 1 : 0;
+    if (npages > kMaxAlloc / kPageSize || extra > kMaxAlloc / kPageSize) return nullptr;
+    std::size_t want = npages + extra;
+    LockGuard g(lock);
+    std::size_t scav = 0;
+    bool needzero = false;
+    std::uintptr_t base;
+    while ((base = pages.alloc(want, &scav, &needzero)) == 0)
+        if (!grow_locked(want)) return nullptr;
+    if (scav != 0) sys::used(nullptr, scav * kPageSize);
+    if (extra != 0) {
+        std::uintptr_t aligned = (base + align - 1) & ~(static_cast<std::uintptr_t>(align) - 1);
+        std::size_t head = (aligned - base) / kPageSize, tail = extra - head;
+        if (head) pages.free(base, head);
+        if (tail) pages.free(aligned + npages * kPageSize, tail);
+        base = aligned;
+    }
+    void* mem = spanalloc.alloc();
+    if (mem == nullptr) {
+        pages.free(base, npages);
+        return nullptr;
+    }
+    MSpan* s = new (mem) MSpan();
+    s->init(base, static_cast<std::uint32_t>(npages), sizeclass, kind);
+    s->needzero = needzero;
+    for (std::size_t i = 0; i < npages; i++) {
+        std::uintptr_t p = base + i * kPageSize;
+        arena_of(p)->spans[(p >> kPageShift) & (kPagesPerArena - 1)].store(s, std::memory_order_relaxed);
+    }
+    s->state.store(SpanState::InUse, std::memory_order_release);
+    spans_in_use.fetch_add(1, std::memory_order_relaxed);
+    return s;
+}
+
+void MHeap::free_span_locked(MSpan* s) {
+    GA_ASSERT_LOCK_HELD(lock);
+    GA_CHECK(s->state.load(std::memory_order_relaxed) == SpanState::InUse);
+    for (std::size_t i = 0; i < s->npages; i++) {
+        std::uintptr_t p = s->base + i * kPageSize;
+        arena_of(p)->spans[(p >> kPageShift) & (kPagesPerArena - 1)].store(nullptr, std::memory_order_relaxed);
+    }
+    s->state.store(SpanState::Dead, std::memory_order_relaxed);
+    pages.free(s->base, s->npages);
+    spans_in_use.fetch_sub(1, std::memory_order_relaxed);
+    s->~MSpan();
+    spanalloc.free(s);
+}
+
+void MHeap::free_span(MSpan* s) {
+    LockGuard g(lock);
+    free_span_locked(s);
+}
+
+std::size_t MHeap::scavenge_all() {
+    LockGuard g(lock);
+    std::size_t n = pages.scavenge(~std::size_t{0}, [](std::uintptr_t addr, std::size_t bytes) {
+        sys::unused(reinterpret_cast<void*>(addr), bytes);
+    });
+    return n * kPageSize;
+}
+
+}  // namespace goalloc

@@ -1,0 +1,77 @@
+// mheap.h — the page heap: arenas, spans, growth, large objects.
+//
+// The mheap owns all memory of the heap. It reserves 64 MiB arenas from the
+// sys layer (with Go's address hints, from 0xc000000000 upward, so arenas are
+// usually contiguous), maps them in steps of at least 4 MiB as the heap
+// grows, and hands out runs of pages as spans: to an mcentral (a span of one
+// size class) or directly to a large object (> 32 KiB, size class 0). A span
+// freed by its mcentral or by a large free goes back to the page allocator and
+// coalesces with its free neighbours.
+//
+// Invariants (checked by ga_heap_validate):
+//   every page of every in-use span: arena.spans[page] == span, pageFree == 0
+//   every free page: spans[page] == nullptr
+//   spans_in_use == number of distinct in-use spans
+//   sys.stats.ready + sys.stats.prepared == bytes mapped for the heap
+//
+// Lock: mheap.lock (rank kRankMHeap, the innermost allocator lock) guards
+// pages, the arena list and growth state, spanalloc, and span state changes.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "arena.h"
+#include "fixalloc.h"
+#include "lock.h"
+#include "mcentral.h"
+#include "mspan.h"
+#include "pagealloc.h"
+
+namespace goalloc {
+
+// The largest request the heap will try (beyond it: ENOMEM at once). 2^46 bytes
+// is a quarter of the user address space; larger sizes cannot be mapped.
+inline constexpr std::size_t kMaxAlloc = std::size_t{1} << 46;
+// Heap growth step (Go: 512 pages = 4 MiB).
+inline constexpr std::size_t kHeapGrowBytes = std::size_t{4} << 20;
+
+struct MHeap {
+    Mutex lock{kRankMHeap};
+    PageAlloc pages;                        // lock
+    FixAlloc spanalloc{sizeof(MSpan)};      // lock
+    std::uintptr_t cur_base = 0;            // lock: reserved, not yet mapped part of the newest arenas
+    std::uintptr_t cur_end = 0;             // lock
+    std::uintptr_t next_hint = 0;           // lock: where to ask for the next arena
+
+    MCentral central[kNumSizeClasses];      // malloc heap, one per size class
+
+    // Statistics (relaxed atomics; written under the lock or by merging mcaches).
+    std::atomic<std::uint64_t> spans_in_use{0};
+    std::atomic<std::uint64_t> arenas{0};
+    std::atomic<std::uint64_t> large_allocs{0};
+    std::atomic<std::uint64_t> large_frees{0};
+    std::atomic<std::uint64_t> large_bytes{0};
+    std::atomic<std::uint64_t> nmalloc[kNumSizeClasses] = {};  // merged from mcaches
+    std::atomic<std::uint64_t> nfree[kNumSizeClasses] = {};
+
+    // Allocate a span of npages (aligned to `align` bytes if > kPageSize) for
+    // size class `sizeclass` (0 = one large object). nullptr if out of memory.
+    MSpan* alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::size_t align = kPageSize);
+    void free_span(MSpan* s);
+    void free_span_locked(MSpan* s);
+    // Release every free Ready page to the OS. Returns bytes released.
+    std::size_t scavenge_all();
+
+private:
+    bool grow_locked(std::size_t npages);
+    bool new_arenas_locked(std::size_t bytes);
+};
+
+extern MHeap mheap;
+
+// One-time initialisation of the process-wide heap (idempotent, thread-safe).
+void heap_init();
+
+}  // namespace goalloc

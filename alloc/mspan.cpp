@@ -1,0 +1,103 @@
+// mspan.cpp — span set-up, bitmap counting, remote-free draining, misuse reports.
+#include "mspan.h"
+
+namespace goalloc {
+
+void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k) {
+    base = b;
+    npages = np;
+    sizeclass = static_cast<std::uint8_t>(sc);
+    kind = k;
+    spanclass = make_spanclass(sc, k == SpanKind::Malloc);
+    if (sc == 0) {
+        elemsize = std::uintptr_t{np} * kPageSize;
+        nelems = 1;
+        divMul = 0;
+    } else {
+        elemsize = class_to_size[sc];
+        nelems = static_cast<std::uint32_t>((std::uintptr_t{np} * kPageSize) / elemsize);
+        divMul = class_to_divmagic[sc];
+    }
+    limit = base + nelems * elemsize;
+    nwords = static_cast<std::uint8_t>((nelems + 63) / 64);
+    allocBits = bitStorage[0];
+    gcmarkBits = bitStorage[1];
+    for (std::uint32_t w = 0; w < kMaxBitmapWords; w++) {
+        std::uint64_t t = w < nwords ? tail_mask(w) : 0;
+        allocBits[w].store(t, std::memory_order_relaxed);
+        gcmarkBits[w].store(t, std::memory_order_relaxed);
+        remoteBits[w].store(0, std::memory_order_relaxed);
+    }
+    allocCount.store(0, std::memory_order_relaxed);
+    remoteCount.store(0, std::memory_order_relaxed);
+    cached.store(0, std::memory_order_relaxed);
+    list = kListNone;
+    next = prev = nullptr;
+}
+
+std::uint64_t MSpan::tail_mask(std::uint32_t w) const {
+    std::uint32_t first = w * 64;
+    if (first + 64 <= nelems) return 0;
+    if (first >= nelems) return ~std::uint64_t{0};
+    return ~std::uint64_t{0} << (nelems - first);
+}
+
+std::uint32_t MSpan::count_alloc() const {
+    std::uint32_t n = 0;
+    for (std::uint32_t w = 0; w < nwords; w++)
+        n += static_cast<std::uint32_t>(
+            __builtin_popcountll(allocBits[w].load(std::memory_order_relaxed) & ~tail_mask(w)));
+    return n;
+}
+
+std::uint32_t MSpan::count_remote() const {
+    std::uint32_t n = 0;
+    for (std::uint32_t w = 0; w < nwords; w++)
+        n += static_cast<std::uint32_t>(__builtin_popcountll(remoteBits[w].load(std::memory_order_relaxed)));
+    return n;
+}
+
+std::uint32_t MSpan::drain_remote() {
+    std::uint32_t n = 0;
+    for (std::uint32_t w = 0; w < nwords; w++) {
+        if (remoteBits[w].load(std::memory_order_relaxed) == 0) continue;
+        std::uint64_t x = remoteBits[w].exchange(0, std::memory_order_acquire);
+        std::uint64_t a = allocBits[w].load(std::memory_order_relaxed);
+        if (GA_UNLIKELY(x & ~a)) {
+            std::uint32_t idx = w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(x & ~a));
+            misuse_double_free("free", object_base(idx), this);
+        }
+        allocBits[w].store(a & ~x, std::memory_order_relaxed);
+        n += static_cast<std::uint32_t>(__builtin_popcountll(x));
+    }
+    if (n != 0) remoteCount.fetch_sub(n, std::memory_order_release);
+    return n;
+}
+
+void misuse_double_free(const char* fn, std::uintptr_t p, const MSpan* s) {
+    Msg m;
+    m.s("goalloc: ").s(fn).s("(): double free of ").hex(p);
+    if (s != nullptr) {
+        if (s->sizeclass != 0)
+            m.s(" (size class ").dec(s->sizeclass).s(", ").dec(s->elemsize).s(" bytes)");
+        else
+            m.s(" (large object, ").dec(s->elemsize).s(" bytes)");
+    }
+    m.s("\n");
+    m.fatal();
+}
+
+void misuse_invalid(const char* fn, std::uintptr_t p, const char* why) {
+    Msg m;
+    m.s("goalloc: ").s(fn).s("(): invalid pointer ").hex(p).s(" (").s(why).s(")\n");
+    m.fatal();
+}
+
+void misuse_interior(const char* fn, std::uintptr_t p, std::uintptr_t start) {
+    Msg m;
+    m.s("goalloc: ").s(fn).s("(): invalid pointer ").hex(p).s(" (interior pointer: object starts at ")
+        .hex(start).s(")\n");
+    m.fatal();
+}
+
+}  // namespace goalloc

@@ -1,0 +1,114 @@
+// mspan.h — a span: a run of pages holding objects of one size class, or one
+// large object (size class 0). Metadata is out of band: nothing of an mspan
+// lives inside the memory it describes.
+//
+// Objects are numbered 0..nelems-1; object i starts at base + i*elemsize.
+// Address -> index divides by elemsize with Go's magic multiply:
+//   index = ((addr - base) * divMul) >> 32,  divMul = ceil(2^32 / elemsize),
+// exact for every offset in the span (checked by the generator).
+//
+// Bitmaps (nwords = ceil(nelems/64) words, at most 16):
+//   allocBits[i]  1 = object i is allocated. Unlike Go, where objects below
+//                 freeindex are implicitly allocated, goalloc keeps allocBits
+//                 exact, because explicit free needs to tell a double free.
+//                 Bits >= nelems are always 1, so a scan never hands them out.
+//   gcmarkBits    the collector's mark bits; sweep makes allocBits = gcmarkBits
+//                 by swapping the two pointers (Go's scheme). Tail bits are 1 too.
+//   remoteBits[i] 1 = object i was freed by a thread that does not hold the span
+//                 and the holder has not yet drained it.
+//
+// Who writes what — the "holder" of a span is the mcache that caches it, or,
+// while no mcache does, whoever holds the lock of its mcentral:
+//   base..kind, state:   mheap.allocSpan/freeSpan under mheap.lock.
+//   allocBits:           the holder only (relaxed atomic stores so that other
+//                        threads may read them to check a free).
+//   allocCount:          the holder; exact whenever the span is not cached.
+//   cached:              mcentral, under its lock.
+//   next/prev/list:      mcentral, under its lock.
+//   remoteBits/Count:    any thread, with atomic RMW; cleared by the holder (drain).
+// Invariant, for an uncached span at rest:
+//   allocCount == popcount(allocBits without tail) and
+//   live objects == allocCount - popcount(remoteBits).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "internal.h"
+#include "sizeclasses.h"
+
+namespace goalloc {
+
+inline constexpr std::size_t kMaxBitmapWords = (kMaxObjsPerSpan + 63) / 64;
+
+enum class SpanState : std::uint8_t { Dead = 0, InUse = 1 };
+// Malloc spans are freed explicitly and never swept; Collected spans belong to
+// the garbage collector and are swept. They never share an mcentral.
+enum class SpanKind : std::uint8_t { Malloc = 0, Collected = 1 };
+enum SpanListId : std::uint8_t { kListNone = 0, kListPartial = 1, kListFull = 2 };
+
+// Span class = size class << 1 | noscan (Go's spanClass).
+inline constexpr std::uint8_t make_spanclass(int sizeclass, bool noscan) {
+    return static_cast<std::uint8_t>(sizeclass << 1 | (noscan ? 1 : 0));
+}
+inline constexpr int kNumSpanClasses = kNumSizeClasses << 1;
+
+struct alignas(64) MSpan {
+    // --- immutable while in use (mheap.lock when set) ---
+    std::uintptr_t base = 0;
+    std::uintptr_t limit = 0;     // base + nelems * elemsize
+    std::uintptr_t elemsize = 0;  // npages * kPageSize for large spans
+    std::uint32_t npages = 0;
+    std::uint32_t nelems = 0;
+    std::uint32_t divMul = 0;     // 0 for large spans: every offset maps to index 0
+    std::uint8_t sizeclass = 0;
+    std::uint8_t spanclass = 0;
+    std::uint8_t nwords = 0;
+    SpanKind kind = SpanKind::Malloc;
+    bool needzero = false;        // memory may hold old data (calloc must clear)
+    std::atomic<SpanState> state{SpanState::Dead};
+
+    // --- holder ---
+    std::atomic<std::uint64_t>* allocBits = nullptr;
+    std::atomic<std::uint64_t>* gcmarkBits = nullptr;
+    std::atomic<std::uint32_t> allocCount{0};
+    std::atomic<std::uint32_t> sweepgen{0};  // for the collector (Go's sweepgen states)
+
+    // --- mcentral (its lock) ---
+    std::atomic<std::uint8_t> cached{0};
+    std::uint8_t list = kListNone;
+    MSpan* next = nullptr;
+    MSpan* prev = nullptr;
+
+    // --- any thread (atomic RMW); its own cache line, away from the holder's fields ---
+    alignas(64) std::atomic<std::uint32_t> remoteCount{0};
+    std::atomic<std::uint64_t> remoteBits[kMaxBitmapWords];
+
+    std::atomic<std::uint64_t> bitStorage[2][kMaxBitmapWords];
+
+    // Set up a fresh span (caller: mheap under its lock).
+    void init(std::uintptr_t base, std::uint32_t npages, int sizeclass, SpanKind kind);
+
+    std::uint32_t index_of(std::uintptr_t p) const {
+        return static_cast<std::uint32_t>(((p - base) * divMul) >> 32);
+    }
+    std::uintptr_t object_base(std::uint32_t idx) const { return base + idx * elemsize; }
+    bool is_allocated(std::uint32_t idx) const {
+        return (allocBits[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1;
+    }
+    std::uint64_t tail_mask(std::uint32_t w) const;  // bits of word w that are >= nelems
+    // Objects marked allocated in allocBits (exact when no one is changing them).
+    std::uint32_t count_alloc() const;
+    std::uint32_t count_remote() const;
+    // Holder only: apply pending remote frees to allocBits. Returns how many.
+    // Aborts naming the address if a remotely freed object was already free.
+    std::uint32_t drain_remote();
+};
+
+// Misuse reports: all abort with "goalloc: <fn>(): ... <address>".
+[[noreturn]] GA_COLD void misuse_double_free(const char* fn, std::uintptr_t p, const MSpan* s);
+[[noreturn]] GA_COLD void misuse_invalid(const char* fn, std::uintptr_t p, const char* why);
+[[noreturn]] GA_COLD void misuse_interior(const char* fn, std::uintptr_t p, std::uintptr_t start);
+
+}  // namespace goalloc

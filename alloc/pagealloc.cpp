@@ -1,0 +1,258 @@
+// pagealloc.cpp — bitmap page heap with per-arena summaries (see pagealloc.h).
+#include "pagealloc.h"
+
+#include <cstring>
+
+#include "internal.h"
+#include "sys.h"
+
+namespace goalloc {
+
+std::size_t bitmap_next_set(const std::uint64_t* bits, std::size_t nbits, std::size_t from) {
+    if (from >= nbits) return kNoPos;
+    std::size_t w = from >> 6;
+    std::uint64_t x = bits[w] & (~std::uint64_t{0} << (from & 63));
+    const std::size_t nw = (nbits + 63) >> 6;
+    while (x == 0) {
+        if (++w >= nw) return kNoPos;
+        x = bits[w];
+    }
+    std::size_t r = (w << 6) + static_cast<std::size_t>(__builtin_ctzll(x));
+    return r < nbits ? r : kNoPos;
+}
+
+std::size_t bitmap_next_clear(const std::uint64_t* bits, std::size_t nbits, std::size_t from) {
+    if (from >= nbits) return kNoPos;
+    std::size_t w = from >> 6;
+    std::uint64_t x = ~bits[w] & (~std::uint64_t{0} << (from & 63));
+    const std::size_t nw = (nbits + 63) >> 6;
+    while (x == 0) {
+        if (++w >= nw) return kNoPos;
+        x = ~bits[w];
+    }
+    std::size_t r = (w << 6) + static_cast<std::size_t>(__builtin_ctzll(x));
+    return r < nbits ? r : kNoPos;
+}
+
+std::size_t bitmap_find_run(const std::uint64_t* bits, std::size_t nbits, std::size_t npages) {
+    std::size_t i = 0;
+    while (i < nbits) {
+        i = bitmap_next_set(bits, nbits, i);
+        if (i == kNoPos) return kNoPos;
+        std::size_t j = bitmap_next_clear(bits, nbits, i);
+        if (j == kNoPos) j = nbits;
+        if (j - i >= npages) return i;
+        i = j;
+    }
+    return kNoPos;
+}
+
+static inline std::uint64_t word_mask(std::size_t lo, std::size_t n) {  // n bits from lo, within a word
+    return (n == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << n) - 1)) << lo;
+}
+
+void bitmap_set(std::uint64_t* bits, std::size_t start, std::size_t n) {
+    while (n > 0) {
+        std::size_t lo = start & 63, k = 64 - lo < n ? 64 - lo : n;
+        bits[start >> 6] |= word_mask(lo, k);
+        start += k;
+        n -= k;
+    }
+}
+
+void bitmap_clear(std::uint64_t* bits, std::size_t start, std::size_t n) {
+    while (n > 0) {
+        std::size_t lo = start & 63, k = 64 - lo < n ? 64 - lo : n;
+        bits[start >> 6] &= ~word_mask(lo, k);
+        start += k;
+        n -= k;
+    }
+}
+
+std::size_t bitmap_count(const std::uint64_t* bits, std::size_t start, std::size_t n) {
+    std::size_t c = 0;
+    while (n > 0) {
+        std::size_t lo = start & 63, k = 64 - lo < n ? 64 - lo : n;
+        c += static_cast<std::size_t>(__builtin_popcountll(bits[start >> 6] & word_mask(lo, k)));
+        start += k;
+        n -= k;
+    }
+    return c;
+}
+
+PageSummary summarize(const std::uint64_t* bits) {
+    PageSummary s;
+    std::size_t first_used = bitmap_next_clear(bits, kPagesPerArena, 0);
+    if (first_used == kNoPos) {
+        s.start = s.end = s.max = kPagesPerArena;
+        return s;
+    }
+    std::size_t last_used = 0;
+    for (std::size_t w = kArenaBitmapWords; w-- > 0;) {
+        std::uint64_t used = ~bits[w];
+        if (used != 0) {
+            last_used = w * 64 + 63 - static_cast<std::size_t>(__builtin_clzll(used));
+            break;
+        }
+    }
+    std::size_t max = first_used;
+    for (std::size_t i = first_used; i < kPagesPerArena;) {
+        std::size_t f = bitmap_next_set(bits, kPagesPerArena, i);
+        if (f == kNoPos) break;
+        std::size_t e = bitmap_next_clear(bits, kPagesPerArena, f);
+        if (e == kNoPos) e = kPagesPerArena;
+        if (e - f > max) max = e - f;
+        i = e;
+    }
+    s.start = static_cast<std::uint32_t>(first_used);
+    s.end = static_cast<std::uint32_t>(kPagesPerArena - 1 - last_used);
+    s.max = static_cast<std::uint32_t>(max);
+    return s;
+}
+
+bool PageAlloc::add_arena(HeapArena* a) {
+    if (n_ == cap_) {
+        std::size_t ncap = cap_ ? cap_ * 2 : 512;
+        auto* na = static_cast<HeapArena**>(sys::alloc(ncap * sizeof(HeapArena*)));
+        if (na == nullptr) return false;
+        if (n_) std::memcpy(na, arenas_, n_ * sizeof(HeapArena*));
+        if (arenas_) sys::free_metadata(arenas_, cap_ * sizeof(HeapArena*));
+        arenas_ = na;
+        cap_ = ncap;
+    }
+    std::size_t pos = n_;
+    while (pos > 0 && arenas_[pos - 1]->base > a->base) {
+        arenas_[pos] = arenas_[pos - 1];
+        pos--;
+    }
+    arenas_[pos] = a;
+    n_++;
+    a->sum = summarize(a->pageFree);
+    recompute_hint();
+    return true;
+}
+
+void PageAlloc::recompute_hint() {
+    hint_ = 0;
+    while (hint_ < n_ && arenas_[hint_]->sum.max == 0) hint_++;
+}
+
+std::size_t PageAlloc::find_arena(std::uintptr_t addr) const {
+    std::size_t lo = 0, hi = n_;
+    while (lo < hi) {
+        std::size_t mid = (lo + hi) / 2;
+        if (arenas_[mid]->base + kArenaBytes <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    GA_CHECK(lo < n_ && arenas_[lo]->base <= addr);
+    return lo;
+}
+
+template <class F>
+void PageAlloc::for_each_piece(std::uintptr_t base, std::size_t npages, F fn) {
+    std::size_t i = find_arena(base);
+    while (npages > 0) {
+        GA_CHECK(i < n_);
+        HeapArena* a = arenas_[i];
+        GA_CHECK(base >= a->base && base < a->base + kArenaBytes);
+        std::size_t first = (base - a->base) >> kPageShift;
+        std::size_t n = kPagesPerArena - first < npages ? kPagesPerArena - first : npages;
+        fn(a, first, n);
+        base += n * kPageSize;
+        npages -= n;
+        i++;
+    }
+}
+
+void PageAlloc::grow(std::uintptr_t base, std::size_t npages) {
+    for_each_piece(base, npages, [&](HeapArena* a, std::size_t first, std::size_t n) {
+        GA_CHECK(bitmap_count(a->pageFree, first, n) == 0);
+        bitmap_set(a->pageFree, first, n);
+        bitmap_set(a->pageScav, first, n);
+        if (first + n > a->mappedPages) a->mappedPages = static_cast<std::uint32_t>(first + n);
+        a->sum = summarize(a->pageFree);
+    });
+    free_pages_ += npages;
+    scav_pages_ += npages;
+    recompute_hint();
+}
+
+std::uintptr_t PageAlloc::alloc(std::size_t npages, std::size_t* scav, bool* needzero) {
+    if (npages == 0) return 0;
+    std::size_t carry = 0;       // free pages running up to the end of the previous arena
+    std::uintptr_t carry_start = 0;
+    std::uintptr_t prev_end = 0;
+    std::uintptr_t found = 0;
+    for (std::size_t i = hint_; i < n_ && found == 0; i++) {
+        HeapArena* a = arenas_[i];
+        if (carry != 0 && a->base != prev_end) carry = 0;
+        if (carry != 0 && carry + a->sum.start >= npages) {
+            found = carry_start;
+        } else if (a->sum.max >= npages) {
+            std::size_t pg = bitmap_find_run(a->pageFree, kPagesPerArena, npages);
+            GA_CHECK(pg != kNoPos);
+            found = a->base + pg * kPageSize;
+        } else if (a->sum.start == kPagesPerArena) {
+            if (carry == 0) carry_start = a->base;
+            carry += kPagesPerArena;
+        } else {
+            carry = a->sum.end;
+            carry_start = a->base + (kPagesPerArena - a->sum.end) * kPageSize;
+        }
+        prev_end = a->base + kArenaBytes;
+    }
+    if (found == 0) return 0;
+    std::size_t nscav = 0;
+    bool dirty = false;
+    for_each_piece(found, npages, [&](HeapArena* a, std::size_t first, std::size_t n) {
+        std::size_t s = bitmap_count(a->pageScav, first, n);
+        GA_ASSERT(bitmap_count(a->pageFree, first, n) == n);
+        bitmap_clear(a->pageFree, first, n);
+        bitmap_clear(a->pageScav, first, n);
+        nscav += s;
+        if (s != n) dirty = true;
+        a->sum = summarize(a->pageFree);
+    });
+    free_pages_ -= npages;
+    scav_pages_ -= nscav;
+    *scav = nscav;
+    *needzero = dirty;
+    while (hint_ < n_ && arenas_[hint_]->sum.max == 0) hint_++;
+    return found;
+}
+
+void PageAlloc::free(std::uintptr_t base, std::size_t npages) {
+    std::size_t first_arena = find_arena(base);
+    for_each_piece(base, npages, [&](HeapArena* a, std::size_t first, std::size_t n) {
+        GA_CHECK(bitmap_count(a->pageFree, first, n) == 0);
+        bitmap_set(a->pageFree, first, n);
+        a->sum = summarize(a->pageFree);
+    });
+    free_pages_ += npages;
+    if (first_arena < hint_) hint_ = first_arena;
+}
+
+void PageAlloc::validate() const {
+    std::size_t nfree = 0, nscav = 0;
+    for (std::size_t i = 0; i < n_; i++) {
+        const HeapArena* a = arenas_[i];
+        if (i > 0 && arenas_[i - 1]->base >= a->base) throw_fatal("pagealloc: arenas not sorted");
+        PageSummary s = summarize(a->pageFree);
+        if (s.start != a->sum.start || s.end != a->sum.end || s.max != a->sum.max)
+            throw_fatal("pagealloc: stale arena summary");
+        if (i < hint_ && s.max != 0) throw_fatal("pagealloc: free page below the search hint");
+        if (a->mappedPages < kPagesPerArena &&
+            bitmap_count(a->pageFree, a->mappedPages, kPagesPerArena - a->mappedPages) != 0)
+            throw_fatal("pagealloc: free page beyond the mapped part of an arena");
+        for (std::size_t w = 0; w < kArenaBitmapWords; w++) {
+            nfree += static_cast<std::size_t>(__builtin_popcountll(a->pageFree[w]));
+            nscav += static_cast<std::size_t>(__builtin_popcountll(a->pageFree[w] & a->pageScav[w]));
+        }
+    }
+    if (nfree != free_pages_) throw_fatal("pagealloc: free page count mismatch");
+    if (nscav != scav_pages_) throw_fatal("pagealloc: scavenged page count mismatch");
+}
+
+}  // namespace goalloc

@@ -1,0 +1,114 @@
+// sys.cpp — Linux implementation of the memory states (see sys.h).
+//
+// The only file of goalloc that calls mmap, munmap, madvise or mprotect.
+#include "sys.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "internal.h"
+
+namespace goalloc::sys {
+
+Stats stats;
+
+static std::atomic<int> injected_failures{0};
+
+void inject_failures(int count) { injected_failures.store(count, std::memory_order_relaxed); }
+
+static bool should_fail() {
+    int n = injected_failures.load(std::memory_order_relaxed);
+    while (n > 0) {
+        if (injected_failures.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
+}
+
+std::size_t os_page_size() {
+    static std::size_t ps = 0;
+    if (ps == 0) ps = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    return ps;
+}
+
+void* reserve(void* hint, std::size_t n, std::size_t align) {
+    if (should_fail()) return nullptr;
+    int saved = errno;
+    const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    if (hint != nullptr) {
+        void* p = mmap(hint, n, PROT_NONE, flags, -1, 0);
+        if (p == hint) {
+            stats.reserved.fetch_add(n, std::memory_order_relaxed);
+            errno = saved;
+            return p;
+        }
+        if (p != MAP_FAILED) munmap(p, n);
+    }
+    // Over-reserve and trim to the alignment.
+    std::size_t total = n + align;
+    if (total < n) return nullptr;
+    void* p = mmap(nullptr, total, PROT_NONE, flags, -1, 0);
+    errno = saved;
+    if (p == MAP_FAILED) return nullptr;
+    std::uintptr_t start = reinterpret_cast<std::uintptr_t>(p);
+    std::uintptr_t aligned = (start + align - 1) & ~(static_cast<std::uintptr_t>(align) - 1);
+    if (aligned > start) munmap(p, aligned - start);
+    std::uintptr_t end = start + total, want_end = aligned + n;
+    if (end > want_end) munmap(reinterpret_cast<void*>(want_end), end - want_end);
+    stats.reserved.fetch_add(n, std::memory_order_relaxed);
+    return reinterpret_cast<void*>(aligned);
+}
+
+bool map(void* v, std::size_t n) {
+    if (should_fail()) return false;
+    int saved = errno;
+    // mmap over the reservation (as Go's sysMap) rather than mprotect, so the
+    // range is a fresh private mapping with its own commit charge.
+    void* p = mmap(v, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    errno = saved;
+    if (p == MAP_FAILED) return false;
+    stats.prepared.fetch_add(n, std::memory_order_relaxed);
+    return true;
+}
+
+void used(void*, std::size_t n) {
+    stats.prepared.fetch_sub(n, std::memory_order_relaxed);
+    stats.ready.fetch_add(n, std::memory_order_relaxed);
+}
+
+void unused(void* v, std::size_t n) {
+    int saved = errno;
+    madvise(v, n, MADV_DONTNEED);
+    errno = saved;
+    stats.ready.fetch_sub(n, std::memory_order_relaxed);
+    stats.prepared.fetch_add(n, std::memory_order_relaxed);
+}
+
+void free(void* v, std::size_t n, std::size_t prepared, std::size_t ready) {
+    int saved = errno;
+    munmap(v, n);
+    errno = saved;
+    stats.reserved.fetch_sub(n, std::memory_order_relaxed);
+    stats.prepared.fetch_sub(prepared, std::memory_order_relaxed);
+    stats.ready.fetch_sub(ready, std::memory_order_relaxed);
+}
+
+void* alloc(std::size_t n) {
+    if (should_fail()) return nullptr;
+    int saved = errno;
+    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    errno = saved;
+    if (p == MAP_FAILED) return nullptr;
+    stats.metadata.fetch_add(n, std::memory_order_relaxed);
+    return p;
+}
+
+void free_metadata(void* v, std::size_t n) {
+    int saved = errno;
+    munmap(v, n);
+    errno = saved;
+    stats.metadata.fetch_sub(n, std::memory_order_relaxed);
+}
+
+}  // namespace goalloc::sys

@@ -1,0 +1,55 @@
+// sys.h — the only layer that talks to the OS about memory.
+//
+// Address space moves through Go's four states (runtime/mem.go):
+//
+//   None     --reserve-->  Reserved   (PROT_NONE: address space only, no commit)
+//   Reserved --map------>  Prepared   (read/write; committed but not backed)
+//   Prepared --used----->  Ready      (handed out; the kernel backs it on touch)
+//   Ready    --unused--->  Prepared   (madvise(MADV_DONTNEED): pages return to the OS)
+//   any      --free----->  None       (munmap)
+//
+// plus alloc(), None -> Ready in one step, for out-of-band metadata.
+//
+// Accounting invariant (all figures in bytes, updated with relaxed atomics):
+//   reserved >= prepared + ready      (heap states; metadata is counted apart)
+//   ga_stats.bytes_mapped   = prepared + ready
+//   ga_stats.bytes_released = prepared  (mapped but not backed, Go's HeapReleased)
+// A refusal by the OS is reported as nullptr / false; nothing here aborts.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace goalloc::sys {
+
+struct Stats {
+    std::atomic<std::uint64_t> reserved{0};  // Reserved, Prepared and Ready heap bytes
+    std::atomic<std::uint64_t> prepared{0};  // Prepared heap bytes
+    std::atomic<std::uint64_t> ready{0};     // Ready heap bytes
+    std::atomic<std::uint64_t> metadata{0};  // bytes from alloc() (always Ready)
+};
+extern Stats stats;
+
+// None -> Reserved. `align` is a power of two >= the OS page size; `hint` may be 0.
+// Returns nullptr if the OS refuses.
+void* reserve(void* hint, std::size_t n, std::size_t align);
+// Reserved -> Prepared.
+bool map(void* v, std::size_t n);
+// Prepared -> Ready (accounting only on Linux: the kernel backs pages on touch).
+void used(void* v, std::size_t n);
+// Ready -> Prepared: the physical pages go back to the OS and read as zero later.
+void unused(void* v, std::size_t n);
+// Any heap state -> None. `prepared` and `ready` say how much of [v, v+n) was in each state.
+void free(void* v, std::size_t n, std::size_t prepared, std::size_t ready);
+
+// None -> Ready for metadata (zeroed). nullptr if the OS refuses.
+void* alloc(std::size_t n);
+void free_metadata(void* v, std::size_t n);
+
+// For tests: make the next `count` OS requests fail (fault injection).
+void inject_failures(int count);
+
+std::size_t os_page_size();
+
+}  // namespace goalloc::sys
