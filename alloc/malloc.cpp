@@ -90,8 +90,6 @@ GA_NOINLINE void* alloc_large(std::size_t n, std::size_t align, bool zero) {
         errno = ENOMEM;
         return nullptr;
     }
-    s->allocBits[0].store(~std::uint64_t{0}, std::memory_order_relaxed);
-    s->allocCount.store(1, std::memory_order_relaxed);
     mheap.large_allocs.fetch_add(1, std::memory_order_relaxed);
     mheap.large_bytes.fetch_add(s->elemsize, std::memory_order_relaxed);
     void* p = reinterpret_cast<void*>(s->base);
@@ -244,11 +242,25 @@ void* ga_realloc(void* p, size_t n) {
         free_any("ga_realloc", p);
         return nullptr;
     }
-    size_t old = usable_checked("ga_realloc", p);
-    // Keep the object when the new size fits and wastes at most half of it
-    // (for a small object: the size class would not shrink much).
-    if (n <= old && n > old / 2) return p;
-    if (n <= old && old <= kMaxSmallSize && size_class_of(n) == size_class_of(old)) return p;
+    std::uint32_t idx;
+    MSpan* s = checked_span("ga_realloc", reinterpret_cast<std::uintptr_t>(p), &idx);
+    if (!s->is_allocated(idx))
+        misuse_invalid("ga_realloc", reinterpret_cast<std::uintptr_t>(p), "object is not allocated: freed already?");
+    size_t old = s->elemsize;
+    // Like jemalloc, the result always has the usable size malloc(n) would
+    // give: a small object stays put only if n maps to its size class; a large
+    // one is trimmed or extended in place when the pages allow.
+    if (s->sizeclass != 0) {
+        if (n <= kMaxSmallSize && size_class_of(n) == s->sizeclass) return p;
+    } else if (n > kMaxSmallSize) {
+        std::size_t npages = (n + kPageSize - 1) / kPageSize;
+        if (n <= kMaxAlloc && mheap.resize_large(s, npages)) {
+            std::size_t now = npages * kPageSize;
+            if (now > old) mheap.large_bytes.fetch_add(now - old, std::memory_order_relaxed);
+            else mheap.large_bytes.fetch_sub(old - now, std::memory_order_relaxed);
+            return p;
+        }
+    }
     void* q = malloc_any(n);
     if (q == nullptr) return nullptr;  // errno = ENOMEM; p is untouched
     std::memcpy(q, p, n < old ? n : old);

@@ -9,7 +9,7 @@
 
 namespace goalloc {
 
-thread_local MCache* tls_mcache __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread MCache* tls_mcache __attribute__((tls_model("initial-exec"))) = nullptr;
 
 // Registry of live mcaches and their metadata allocator.
 static constinit Mutex cache_list_lock{kRankMCacheList};

@@ -64,7 +64,7 @@ private:
 
 // The calling thread's mcache (initial-exec TLS: one instruction to reach;
 // the library stays dlopen-able because it is a single pointer).
-extern thread_local MCache* tls_mcache;
+extern __thread MCache* tls_mcache __attribute__((tls_model("initial-exec")));
 
 // Create and register the calling thread's mcache; nullptr if out of memory.
 MCache* mcache_create();

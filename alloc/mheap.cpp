@@ -91,6 +91,13 @@ bool MHeap::grow_locked(std::size_t npages) {
     return true;
 }
 
+static void set_spans(std::uintptr_t base, std::size_t npages, MSpan* s) {
+    for (std::size_t i = 0; i < npages; i++) {
+        std::uintptr_t p = base + i * kPageSize;
+        arena_of(p)->spans[(p >> kPageShift) & (kPagesPerArena - 1)].store(s, std::memory_order_relaxed);
+    }
+}
+
 MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::size_t align) {
     std::size_t extra = align > kPageSize ? align / kPageSize - 1 : 0;
     if (npages > kMaxAlloc / kPageSize || extra > kMaxAlloc / kPageSize) return nullptr;
@@ -117,22 +124,42 @@ MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::
     MSpan* s = new (mem) MSpan();
     s->init(base, static_cast<std::uint32_t>(npages), sizeclass, kind);
     s->needzero = needzero;
-    for (std::size_t i = 0; i < npages; i++) {
-        std::uintptr_t p = base + i * kPageSize;
-        arena_of(p)->spans[(p >> kPageShift) & (kPagesPerArena - 1)].store(s, std::memory_order_relaxed);
+    if (sizeclass == 0) {  // a large span is born holding its one allocated object
+        s->allocBits[0].store(~std::uint64_t{0}, std::memory_order_relaxed);
+        s->allocCount.store(1, std::memory_order_relaxed);
     }
+    set_spans(base, npages, s);
     s->state.store(SpanState::InUse, std::memory_order_release);
     spans_in_use.fetch_add(1, std::memory_order_relaxed);
     return s;
 }
 
+bool MHeap::resize_large(MSpan* s, std::size_t npages) {
+    GA_CHECK(s->sizeclass == 0);
+    if (npages == 0 || npages > kMaxAlloc / kPageSize) return false;
+    LockGuard g(lock);
+    std::uintptr_t end = s->base + std::uintptr_t{s->npages} * kPageSize;
+    if (npages < s->npages) {
+        std::size_t tail = s->npages - npages;
+        set_spans(end - tail * kPageSize, tail, nullptr);
+        pages.free(end - tail * kPageSize, tail);
+    } else if (npages > s->npages) {
+        std::size_t more = npages - s->npages, scav = 0;
+        bool needzero = false;
+        if (!pages.alloc_at(end, more, &scav, &needzero)) return false;
+        if (scav != 0) sys::used(nullptr, scav * kPageSize);
+        set_spans(end, more, s);
+    }
+    s->npages = static_cast<std::uint32_t>(npages);
+    s->elemsize = std::uintptr_t{npages} * kPageSize;
+    s->limit = s->base + s->elemsize;
+    return true;
+}
+
 void MHeap::free_span_locked(MSpan* s) {
     GA_ASSERT_LOCK_HELD(lock);
     GA_CHECK(s->state.load(std::memory_order_relaxed) == SpanState::InUse);
-    for (std::size_t i = 0; i < s->npages; i++) {
-        std::uintptr_t p = s->base + i * kPageSize;
-        arena_of(p)->spans[(p >> kPageShift) & (kPagesPerArena - 1)].store(nullptr, std::memory_order_relaxed);
-    }
+    set_spans(s->base, s->npages, nullptr);
     s->state.store(SpanState::Dead, std::memory_order_relaxed);
     pages.free(s->base, s->npages);
     spans_in_use.fetch_sub(1, std::memory_order_relaxed);

@@ -60,6 +60,9 @@ struct MHeap {
     // size class `sizeclass` (0 = one large object). nullptr if out of memory.
     MSpan* alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::size_t align = kPageSize);
     void free_span(MSpan* s);
+    // Resize a large span in place to npages: shrink gives the tail back;
+    // grow takes the pages right after it if they are free. false if it cannot.
+    bool resize_large(MSpan* s, std::size_t npages);
     void free_span_locked(MSpan* s);
     // Release every free Ready page to the OS. Returns bytes released.
     std::size_t scavenge_all();

@@ -204,6 +204,36 @@ std::uintptr_t PageAlloc::alloc(std::size_t npages, std::size_t* scav, bool* nee
         prev_end = a->base + kArenaBytes;
     }
     if (found == 0) return 0;
+    take(found, npages, scav, needzero);
+    return found;
+}
+
+bool PageAlloc::contains(std::uintptr_t addr) const {
+    if (n_ == 0 || addr < arenas_[0]->base) return false;
+    std::size_t lo = 0, hi = n_;
+    while (lo < hi) {
+        std::size_t mid = (lo + hi) / 2;
+        if (arenas_[mid]->base + kArenaBytes <= addr) lo = mid + 1; else hi = mid;
+    }
+    return lo < n_ && arenas_[lo]->base <= addr;
+}
+
+bool PageAlloc::alloc_at(std::uintptr_t base, std::size_t npages, std::size_t* scav, bool* needzero) {
+    // Every arena the range touches must be ours, and every page free.
+    for (std::uintptr_t p = base; p < base + npages * kPageSize;) {
+        if (!contains(p)) return false;
+        const HeapArena* a = arenas_[find_arena(p)];
+        std::size_t first = (p - a->base) >> kPageShift;
+        std::size_t left = npages - (p - base) / kPageSize;
+        std::size_t n = kPagesPerArena - first < left ? kPagesPerArena - first : left;
+        if (bitmap_count(a->pageFree, first, n) != n) return false;
+        p += n * kPageSize;
+    }
+    take(base, npages, scav, needzero);
+    return true;
+}
+
+void PageAlloc::take(std::uintptr_t found, std::size_t npages, std::size_t* scav, bool* needzero) {
     std::size_t nscav = 0;
     bool dirty = false;
     for_each_piece(found, npages, [&](HeapArena* a, std::size_t first, std::size_t n) {
@@ -220,7 +250,6 @@ std::uintptr_t PageAlloc::alloc(std::size_t npages, std::size_t* scav, bool* nee
     *scav = nscav;
     *needzero = dirty;
     while (hint_ < n_ && arenas_[hint_]->sum.max == 0) hint_++;
-    return found;
 }
 
 void PageAlloc::free(std::uintptr_t base, std::size_t npages) {

@@ -55,6 +55,9 @@ public:
     // First fit. Returns 0 if no run of npages exists. *scav gets how many of
     // the pages were Prepared; *needzero whether any may hold old data.
     std::uintptr_t alloc(std::size_t npages, std::size_t* scav, bool* needzero);
+    // Take exactly [base, base + npages*kPageSize) if every page of it is
+    // free; false (and nothing changes) otherwise. Used to grow a span in place.
+    bool alloc_at(std::uintptr_t base, std::size_t npages, std::size_t* scav, bool* needzero);
     // Pages become free (and Ready).
     void free(std::uintptr_t base, std::size_t npages);
     // Release free Ready pages, up to max_pages, calling release(addr, bytes)
@@ -71,6 +74,8 @@ public:
 
 private:
     std::size_t find_arena(std::uintptr_t addr) const;  // index of the arena holding addr
+    bool contains(std::uintptr_t addr) const;
+    void take(std::uintptr_t base, std::size_t npages, std::size_t* scav, bool* needzero);
     void recompute_hint();
     // Calls fn(arena, first_page, npages) for each arena piece of a page range.
     template <class F>

@@ -1,0 +1,189 @@
+// The tiers above the page allocator, each exercised directly: mheap spans
+// and growth, mcentral's partial/full lists, the mcache's reuse rules, remote
+// frees returning spans, thread exit, and the lock-order checker.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "goalloc/goalloc.h"
+#include "mcache.h"
+#include "mheap.h"
+#include "sys.h"
+
+using namespace goalloc;
+
+namespace {
+std::uint64_t SpansInUse() { return mheap.spans_in_use.load(); }
+void MarkAllocated(MSpan* s, std::uint32_t n) {
+    for (std::uint32_t i = 0; i < n; i++) s->allocBits[i / 64].fetch_or(std::uint64_t{1} << (i % 64));
+    s->allocCount.store(s->count_alloc());
+}
+}  // namespace
+
+TEST(MHeap, FirstGrowthMapsAtLeastFourMiB) {
+    heap_init();
+    ASSERT_EQ(sys::stats.prepared.load() + sys::stats.ready.load(), 0u) << "fresh process expected";
+    MSpan* s = mheap.alloc_span(1, 0, SpanKind::Malloc);
+    ASSERT_NE(s, nullptr);
+    std::uint64_t mapped = sys::stats.prepared.load() + sys::stats.ready.load();
+    EXPECT_GE(mapped, kHeapGrowBytes);
+    EXPECT_EQ(sys::stats.ready.load(), kPageSize);  // only the span's page is Ready
+    EXPECT_EQ(mheap.arenas.load(), 1u);
+    mheap.free_span(s);
+}
+
+TEST(MHeap, SpanOfEveryPageIsTheSpanAndFreeUnmapsIt) {
+    heap_init();
+    MSpan* s = mheap.alloc_span(5, 0, SpanKind::Malloc);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->base % kPageSize, 0u);
+    for (std::uintptr_t off = 0; off < 5 * kPageSize; off += 777) EXPECT_EQ(span_of(s->base + off), s);
+    EXPECT_NE(span_of(s->base + 5 * kPageSize), s);
+    std::uintptr_t base = s->base;
+    mheap.free_span(s);
+    EXPECT_EQ(span_of(base), nullptr);
+    EXPECT_NE(arena_of(base), nullptr);
+}
+
+TEST(MHeap, AlignedSpansAreAlignedAndGiveBackTheirSlack) {
+    heap_init();
+    MSpan* warm = mheap.alloc_span(600, 0, SpanKind::Malloc);  // make sure the heap has room
+    mheap.free_span(warm);
+    std::size_t before = mheap.pages.free_pages();
+    for (std::size_t align : {std::size_t{16384}, std::size_t{1} << 20, std::size_t{2} << 20}) {
+        MSpan* s = mheap.alloc_span(3, 0, SpanKind::Malloc, align);
+        ASSERT_NE(s, nullptr);
+        EXPECT_EQ(s->base % align, 0u);
+        EXPECT_EQ(mheap.pages.free_pages(), before - 3);  // head and tail slack went back
+        mheap.free_span(s);
+    }
+    EXPECT_EQ(mheap.pages.free_pages(), before);
+    ga_heap_validate();
+}
+
+TEST(MHeap, ExhaustedAddressSpaceIsAnErrorNotACrash) {
+    heap_init();
+    EXPECT_EQ(mheap.alloc_span(kMaxAlloc / kPageSize + 1, 0, SpanKind::Malloc), nullptr);
+    sys::inject_failures(2);  // the next OS requests are refused
+    MSpan* s = mheap.alloc_span(kArenaBytes / kPageSize * 2, 0, SpanKind::Malloc);
+    EXPECT_EQ(s, nullptr);
+    sys::inject_failures(0);
+    s = mheap.alloc_span(1, 0, SpanKind::Malloc);  // still usable
+    ASSERT_NE(s, nullptr);
+    mheap.free_span(s);
+    ga_heap_validate();
+}
+
+TEST(MCentral, SpansMoveBetweenFullAndPartialAndEmptyOnesGoBackToTheHeap) {
+    heap_init();
+    MCentral& c = mheap.central[5];
+    std::uint64_t spans0 = SpansInUse();
+    MSpan* a = c.cache_span();
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->cached.load(), 1u);
+    EXPECT_EQ(SpansInUse(), spans0 + 1);
+    MarkAllocated(a, a->nelems);
+    c.uncache_span(a);
+    EXPECT_EQ(c.full.count, 1u);
+    EXPECT_EQ(a->list, kListFull);
+
+    MSpan* b = c.cache_span();  // partial is empty: a fresh span
+    ASSERT_NE(b, nullptr);
+    EXPECT_NE(b, a);
+    MarkAllocated(b, 10);
+    c.uncache_span(b);
+    EXPECT_EQ(c.partial.count, 1u);
+    EXPECT_EQ(c.cache_span(), b);  // partial first
+    EXPECT_EQ(b->allocCount.load(), 10u);
+
+    // Empty it and give it back: it returns to the heap.
+    for (std::uint32_t w = 0; w < b->nwords; w++) b->allocBits[w].store(b->tail_mask(w));
+    b->allocCount.store(0);
+    c.uncache_span(b);
+    EXPECT_EQ(SpansInUse(), spans0 + 1);
+    EXPECT_EQ(c.partial.count, 0u);
+    // Take the made-up full span out again, so later tests see a clean heap.
+    c.lock.lock();
+    c.full.remove(a);
+    c.lock.unlock();
+    mheap.free_span(a);
+    EXPECT_EQ(SpansInUse(), spans0);
+    ga_heap_validate();
+}
+
+TEST(MCache, MallocFreePairReusesTheSameHotObject) {
+    void* p = ga_malloc(48);
+    ga_free(p);
+    void* q = ga_malloc(48);
+    EXPECT_EQ(q, p);
+    ga_free(q);
+}
+
+TEST(MCache, ObjectFreedElsewhereInTheSpanIsReusedBeforeANewSpan) {
+    // 16-byte class: 512 objects per span. Fill 300, free an early one (not in
+    // the current 64-object word), then allocate the rest of the span.
+    std::vector<void*> objs;
+    for (int i = 0; i < 300; i++) objs.push_back(ga_malloc(16));
+    std::uint64_t spans = SpansInUse();
+    void* early = objs[10];
+    ga_free(early);
+    bool seen = false;
+    for (int i = 0; i < 513 - 300; i++) {
+        void* p = ga_malloc(16);
+        seen |= p == early;
+        objs.push_back(p);
+    }
+    EXPECT_TRUE(seen);
+    EXPECT_EQ(SpansInUse(), spans);  // the freed slot filled the span; no new span yet
+    for (void* p : objs) if (p != early) ga_free(p);
+    ga_free(early);
+}
+
+TEST(MCache, RemoteFreesOfAFullSpanGiveItBackToTheHeap) {
+    ga_thread_flush();
+    std::uint64_t live0 = ga_heap_validate();
+    std::vector<void*> objs;
+    for (int i = 0; i < 512; i++) objs.push_back(ga_malloc(16));  // exactly one span
+    void* next = ga_malloc(16);  // forces the full span back to mcentral
+    MSpan* s = span_of(reinterpret_cast<std::uintptr_t>(objs[0]));
+    ASSERT_NE(span_of(reinterpret_cast<std::uintptr_t>(next)), s);
+    EXPECT_EQ(s->list, kListFull);
+    std::uint64_t spans = SpansInUse();
+    std::thread([&] {
+        for (void* p : objs) ga_free(p);  // every free is remote
+    }).join();
+    EXPECT_EQ(SpansInUse(), spans - 1);
+    EXPECT_EQ(span_of(reinterpret_cast<std::uintptr_t>(objs[0])), nullptr);
+    ga_free(next);
+    ga_thread_flush();
+    EXPECT_EQ(ga_heap_validate(), live0);
+}
+
+TEST(MCache, ThreadExitReturnsItsSpans) {
+    std::uint64_t spans = SpansInUse();
+    std::thread([] {
+        std::vector<void*> v;
+        for (std::size_t n = 8; n <= 32768; n *= 2) v.push_back(ga_malloc(n));
+        EXPECT_GT(SpansInUse(), 0u);
+        for (void* p : v) ga_free(p);
+    }).join();
+    EXPECT_EQ(SpansInUse(), spans);  // empty spans went back to the heap
+    ga_stats_t st;
+    ga_stats(&st);
+    EXPECT_EQ(st.mallocs - st.frees, st.live_objects);
+    EXPECT_EQ(ga_heap_validate(), st.live_objects);
+}
+
+#if GOALLOC_DEBUG_LEVEL >= 2
+TEST(LockRankDeathTest, TakingAnMCentralLockUnderTheHeapLockAborts) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_DEATH(
+        {
+            mheap.lock.lock();
+            mheap.central[1].lock.lock();
+        },
+        "lock order violation");
+}
+#endif
