@@ -58,7 +58,17 @@ public:
     // Debug aid for *_locked functions: is this lock held by anyone? (Rank-held
     // by this thread at debug level 2.)
     bool is_locked() const { return state_.load(std::memory_order_relaxed) != 0; }
-    // After fork() in the child, where only the forking thread survives.
+    // fork() handlers take every allocator lock at once, outside the rank
+    // discipline (several locks of one rank); they use these.
+    void lock_for_fork() {
+        std::uint32_t c = 0;
+        if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed))
+            lock_slow();
+    }
+    void unlock_for_fork() {
+        if (state_.exchange(0, std::memory_order_release) == 2) wake();
+    }
+    // In the child after fork(), where only the forking thread survives.
     void reset_after_fork() { state_.store(0, std::memory_order_relaxed); }
 
 private:

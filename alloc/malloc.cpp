@@ -1,15 +1,8 @@
-// malloc.cpp — the ga_* front end: malloc, free, calloc, realloc, aligned
-// allocation, usable size, statistics.
+// malloc.cpp — the allocator's slow paths and the ga_* API.
 //
-// Fast paths (see alloc/README.md for the instruction budget):
-//   malloc(n <= 1 KiB): size_to_class8 lookup, TLS load, take the lowest set
-//     bit of the entry's cache word, publish ~cache to allocBits, return
-//     wordBase + bit * elemsize.
-//   free(p) of an object in a span this thread caches: arena index -> span,
-//     magic-division index, boundary and double-free check, set the bit back
-//     (same word) or clear the allocBit (other word of the span).
-// Everything else — refill, large objects, frees of objects whose span another
-// thread holds (remote frees), misuse reports — is in the out-of-line slow paths.
+// The fast paths are inline in malloc_impl.h. Here: refill on a thread's
+// first allocation, large objects, remote frees, misuse reports, calloc,
+// realloc, aligned allocation and statistics.
 //
 // Remote free protocol (lock-free for the common case; see mcentral.h):
 //   1. allocBits bit must be set, else double free;
@@ -25,19 +18,14 @@
 #include <cstring>
 
 #include "goalloc/goalloc.h"
-#include "mcache.h"
-#include "mheap.h"
+#include "malloc_impl.h"
+#include "options.h"
 #include "sys.h"
 
 namespace goalloc {
-namespace {
 
-GA_INLINE int size_class_of(std::size_t n) {
-    if (n <= kSmallSizeMax) return size_to_class8[(n + kSmallSizeDiv - 1) / kSmallSizeDiv];
-    return size_to_class128[(n - kSmallSizeMax + kLargeSizeDiv - 1) / kLargeSizeDiv];
-}
 
-GA_NOINLINE void* alloc_small_slow(int sc) {
+void* alloc_small_slow(int sc) {
     MCache* c = tls_mcache;
     if (c == nullptr) {
         c = mcache_create();
@@ -60,24 +48,7 @@ GA_NOINLINE void* alloc_small_slow(int sc) {
     return reinterpret_cast<void*>(e->wordBase + bit * e->elemsize);
 }
 
-GA_INLINE void* alloc_small(int sc) {
-    MCache* c = tls_mcache;
-    if (GA_LIKELY(c != nullptr)) {
-        MCacheEntry* e = &c->alloc[sc];
-        std::uint64_t m = e->cache;
-        if (GA_LIKELY(m != 0)) {
-            unsigned bit = static_cast<unsigned>(__builtin_ctzll(m));
-            m &= m - 1;
-            e->cache = m;
-            e->bitsWord->store(~m, std::memory_order_relaxed);
-            e->nmalloc++;
-            return reinterpret_cast<void*>(e->wordBase + bit * e->elemsize);
-        }
-    }
-    return alloc_small_slow(sc);
-}
-
-GA_NOINLINE void* alloc_large(std::size_t n, std::size_t align, bool zero) {
+void* alloc_large(std::size_t n, std::size_t align, bool zero) {
     if (n > kMaxAlloc) {
         errno = ENOMEM;
         return nullptr;
@@ -97,14 +68,8 @@ GA_NOINLINE void* alloc_large(std::size_t n, std::size_t align, bool zero) {
     return p;
 }
 
-void* malloc_any(std::size_t n) {
-    if (GA_LIKELY(n <= kSmallSizeMax)) return alloc_small(size_to_class8[(n + 7) >> 3]);
-    if (n <= kMaxSmallSize) return alloc_small(size_class_of(n));
-    return alloc_large(n, kPageSize, false);
-}
-
 // The span of an object the caller claims is allocated; aborts on misuse.
-MSpan* checked_span(const char* fn, std::uintptr_t a, std::uint32_t* idx_out) {
+static MSpan* checked_span(const char* fn, std::uintptr_t a, std::uint32_t* idx_out) {
     MSpan* s = span_of(a);
     if (s == nullptr || s->state.load(std::memory_order_acquire) != SpanState::InUse) {
         if (arena_of(a) != nullptr)
@@ -119,7 +84,7 @@ MSpan* checked_span(const char* fn, std::uintptr_t a, std::uint32_t* idx_out) {
     return s;
 }
 
-GA_NOINLINE void free_large(const char* fn, std::uintptr_t a, MSpan* s) {
+static GA_NOINLINE void free_large(const char* fn, std::uintptr_t a, MSpan* s) {
     mheap.lock.lock();
     if (s->state.load(std::memory_order_relaxed) != SpanState::InUse || s->base != a) {
         mheap.lock.unlock();
@@ -131,7 +96,7 @@ GA_NOINLINE void free_large(const char* fn, std::uintptr_t a, MSpan* s) {
     mheap.lock.unlock();
 }
 
-GA_NOINLINE void remote_free(const char* fn, std::uintptr_t a, MSpan* s, std::uint32_t idx, MCache* c) {
+static GA_NOINLINE void remote_free(const char* fn, std::uintptr_t a, MSpan* s, std::uint32_t idx, MCache* c) {
     std::uint32_t w = idx >> 6;
     std::uint64_t bit = std::uint64_t{1} << (idx & 63);
     if (!(s->allocBits[w].load(std::memory_order_acquire) & bit)) misuse_double_free(fn, a, s);
@@ -156,7 +121,7 @@ GA_NOINLINE void remote_free(const char* fn, std::uintptr_t a, MSpan* s, std::ui
         mheap.nfree[sc].fetch_add(1, std::memory_order_relaxed);
 }
 
-GA_NOINLINE void free_slow(const char* fn, std::uintptr_t a) {
+void free_slow(const char* fn, std::uintptr_t a) {
     std::uint32_t idx;
     MSpan* s = checked_span(fn, a, &idx);
     if (s->sizeclass == 0) {
@@ -171,41 +136,7 @@ GA_NOINLINE void free_slow(const char* fn, std::uintptr_t a) {
     remote_free(fn, a, s, idx, c);
 }
 
-GA_INLINE void free_any(const char* fn, void* p) {
-    std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
-    MSpan* s = span_of(a);
-    MCache* c = tls_mcache;
-    if (GA_LIKELY(s != nullptr && c != nullptr)) {
-        MCacheEntry* e = &c->alloc[s->sizeclass];
-        if (GA_LIKELY(e->span == s)) {
-            std::uintptr_t off = a - s->base;
-            std::uint32_t idx = static_cast<std::uint32_t>((off * s->divMul) >> 32);
-            if (GA_LIKELY(idx * e->elemsize == off && idx < s->nelems)) {
-                std::uint64_t bit = std::uint64_t{1} << (idx & 63);
-                std::uint32_t w = idx >> 6;
-                if (w == e->word) {
-                    if (GA_LIKELY(!(e->cache & bit))) {
-                        e->cache |= bit;
-                        e->bitsWord->store(~e->cache, std::memory_order_relaxed);
-                        e->nfree++;
-                        return;
-                    }
-                } else {
-                    std::uint64_t x = s->allocBits[w].load(std::memory_order_relaxed);
-                    if (GA_LIKELY(x & bit)) {
-                        s->allocBits[w].store(x & ~bit, std::memory_order_relaxed);
-                        e->nfree++;
-                        return;
-                    }
-                }
-            }
-        }
-    }
-    if (a == 0) return;
-    free_slow(fn, a);
-}
-
-std::size_t usable_checked(const char* fn, const void* p) {
+std::size_t usable_impl(const char* fn, const void* p) {
     std::uint32_t idx;
     MSpan* s = checked_span(fn, reinterpret_cast<std::uintptr_t>(p), &idx);
     if (!s->is_allocated(idx)) misuse_invalid(fn, reinterpret_cast<std::uintptr_t>(p),
@@ -213,19 +144,8 @@ std::size_t usable_checked(const char* fn, const void* p) {
     return s->elemsize;
 }
 
-}  // namespace
-}  // namespace goalloc
-
-using namespace goalloc;
-
-extern "C" {
-
-void* ga_malloc(size_t n) { return malloc_any(n); }
-
-void ga_free(void* p) { free_any("ga_free", p); }
-
-void* ga_calloc(size_t n, size_t size) {
-    size_t total;
+void* calloc_impl(std::size_t n, std::size_t size) {
+    std::size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
         return nullptr;
@@ -236,43 +156,41 @@ void* ga_calloc(size_t n, size_t size) {
     return p;
 }
 
-void* ga_realloc(void* p, size_t n) {
+void* realloc_impl(const char* fn, void* p, std::size_t n) {
     if (p == nullptr) return malloc_any(n);
     if (n == 0) {
-        free_any("ga_realloc", p);
+        free_any(fn, p);
         return nullptr;
     }
     std::uint32_t idx;
-    MSpan* s = checked_span("ga_realloc", reinterpret_cast<std::uintptr_t>(p), &idx);
+    MSpan* s = checked_span(fn, reinterpret_cast<std::uintptr_t>(p), &idx);
     if (!s->is_allocated(idx))
-        misuse_invalid("ga_realloc", reinterpret_cast<std::uintptr_t>(p), "object is not allocated: freed already?");
-    size_t old = s->elemsize;
+        misuse_invalid(fn, reinterpret_cast<std::uintptr_t>(p), "object is not allocated: freed already?");
+    std::size_t old = s->elemsize;
     // Like jemalloc, the result always has the usable size malloc(n) would
     // give: a small object stays put only if n maps to its size class; a large
     // one is trimmed or extended in place when the pages allow.
     if (s->sizeclass != 0) {
         if (n <= kMaxSmallSize && size_class_of(n) == s->sizeclass) return p;
-    } else if (n > kMaxSmallSize) {
+    } else if (n > kMaxSmallSize && n <= kMaxAlloc) {
         std::size_t npages = (n + kPageSize - 1) / kPageSize;
-        if (n <= kMaxAlloc && mheap.resize_large(s, npages)) {
+        if (mheap.resize_large(s, npages)) {
             std::size_t now = npages * kPageSize;
-            if (now > old) mheap.large_bytes.fetch_add(now - old, std::memory_order_relaxed);
-            else mheap.large_bytes.fetch_sub(old - now, std::memory_order_relaxed);
+            if (now > old)
+                mheap.large_bytes.fetch_add(now - old, std::memory_order_relaxed);
+            else
+                mheap.large_bytes.fetch_sub(old - now, std::memory_order_relaxed);
             return p;
         }
     }
     void* q = malloc_any(n);
     if (q == nullptr) return nullptr;  // errno = ENOMEM; p is untouched
     std::memcpy(q, p, n < old ? n : old);
-    free_any("ga_realloc", p);
+    free_any(fn, p);
     return q;
 }
 
-void* ga_aligned_alloc(size_t align, size_t n) {
-    if (align == 0 || (align & (align - 1)) != 0) {
-        errno = EINVAL;
-        return nullptr;
-    }
+void* aligned_impl(std::size_t align, std::size_t n) {
     if (align <= 8) return malloc_any(n);
     if (n <= kMaxSmallSize && align <= kPageSize) {
         // Span bases are page-aligned, so every object of a class whose size
@@ -284,9 +202,31 @@ void* ga_aligned_alloc(size_t align, size_t n) {
     return alloc_large(n, align, false);
 }
 
+}  // namespace goalloc
+
+using namespace goalloc;
+
+extern "C" {
+
+void* ga_malloc(size_t n) { return malloc_any(n); }
+
+void ga_free(void* p) { free_any("ga_free", p); }
+
+void* ga_calloc(size_t n, size_t size) { return calloc_impl(n, size); }
+
+void* ga_realloc(void* p, size_t n) { return realloc_impl("ga_realloc", p, n); }
+
+void* ga_aligned_alloc(size_t align, size_t n) {
+    if (align == 0 || (align & (align - 1)) != 0) {
+        errno = EINVAL;
+        return nullptr;
+    }
+    return aligned_impl(align, n);
+}
+
 size_t ga_usable_size(const void* p) {
     if (p == nullptr) return 0;
-    return usable_checked("ga_usable_size", p);
+    return usable_impl("ga_usable_size", p);
 }
 
 void ga_thread_flush(void) {
@@ -336,3 +276,30 @@ void ga_stats(ga_stats_t* out) {
 }
 
 }  // extern "C"
+
+namespace goalloc {
+
+void print_stats() {
+    ga_stats_t s;
+    ga_stats(&s);
+    Msg m;
+    m.s("goalloc: statistics\n");
+    m.s("goalloc:   live objects   ").dec(s.live_objects).s(" (").dec(s.large_objects).s(" large)\n");
+    m.s("goalloc:   bytes in use   ").dec(s.bytes_in_use).s("\n");
+    m.s("goalloc:   bytes mapped   ").dec(s.bytes_mapped).s(" (released ").dec(s.bytes_released).s(", reserved ")
+        .dec(s.bytes_reserved).s(", metadata ").dec(s.bytes_metadata).s(")\n");
+    m.write_stderr();
+    Msg k;
+    k.s("goalloc: stats: mallocs=").dec(s.mallocs).s(" frees=").dec(s.frees).s(" live_objects=").dec(s.live_objects)
+        .s(" bytes_in_use=").dec(s.bytes_in_use).s(" bytes_mapped=").dec(s.bytes_mapped)
+        .s(" bytes_released=").dec(s.bytes_released).s(" spans_in_use=").dec(s.spans_in_use)
+        .s(" arenas=").dec(s.arenas).s("\n");
+    k.write_stderr();
+}
+
+// GOALLOC_STATS=1: the summary at exit, like jemalloc's opt.stats_print.
+__attribute__((destructor)) static void stats_at_exit() {
+    if (options().stats) print_stats();
+}
+
+}  // namespace goalloc

@@ -65,6 +65,57 @@ static void mcache_destroy(void* arg) {
     cache_list_lock.unlock();
 }
 
+// fork(): the child must find every allocator lock free and consistent, so
+// the parent takes them all (in rank order) just before fork and releases
+// them after; the child resets them and then gives back the spans cached by
+// threads that do not exist in it.
+static void fork_prepare() {
+    cache_list_lock.lock_for_fork();
+    for (int c = 1; c < kNumSizeClasses; c++) mheap.central[c].lock.lock_for_fork();
+    mheap.lock.lock_for_fork();
+}
+
+static void fork_parent() {
+    mheap.lock.unlock_for_fork();
+    for (int c = kNumSizeClasses - 1; c >= 1; c--) mheap.central[c].lock.unlock_for_fork();
+    cache_list_lock.unlock_for_fork();
+}
+
+static void fork_child() {
+    mheap.lock.reset_after_fork();
+    for (int c = 1; c < kNumSizeClasses; c++) mheap.central[c].lock.reset_after_fork();
+    cache_list_lock.reset_after_fork();
+    MCache* self = tls_mcache;
+    cache_list_lock.lock();
+    MCache* orphans = nullptr;
+    for (MCache* c = cache_list; c != nullptr;) {
+        MCache* next = c->next;
+        if (c != self) {
+            if (c->prev) c->prev->next = c->next; else cache_list = c->next;
+            if (c->next) c->next->prev = c->prev;
+            c->next = orphans;
+            orphans = c;
+        }
+        c = next;
+    }
+    cache_list_lock.unlock();
+    while (orphans != nullptr) {
+        MCache* next = orphans->next;
+        orphans->flush();  // takes mcentral locks: the list lock is not held
+        cache_list_lock.lock();
+        orphans->~MCache();
+        cache_alloc.free(orphans);
+        cache_list_lock.unlock();
+        orphans = next;
+    }
+}
+
+// Registered when the library is loaded, not inside malloc: pthread_atfork
+// may itself allocate.
+__attribute__((constructor)) static void register_fork_handlers() {
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 void MCache::merge_stats(int sc) {
     MCacheEntry* e = &alloc[sc];
     if (e->nmalloc) mheap.nmalloc[sc].fetch_add(e->nmalloc, std::memory_order_relaxed);
