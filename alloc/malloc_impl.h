@@ -34,18 +34,18 @@ std::size_t usable_impl(const char* fn, const void* p);
 // Summary of the statistics to stderr (GOALLOC_STATS, malloc_stats).
 void print_stats();
 
-GA_INLINE int size_class_of(std::size_t n) {
+GA_INLINE std::size_t size_class_of(std::size_t n) {
     if (n <= kSmallSizeMax) return size_to_class8[(n + kSmallSizeDiv - 1) / kSmallSizeDiv];
     return size_to_class128[(n - kSmallSizeMax + kLargeSizeDiv - 1) / kLargeSizeDiv];
 }
 
-GA_INLINE void* alloc_small(int sc) {
+GA_INLINE void* alloc_small(std::size_t sc) {
     MCache* c = tls_mcache;
     if (GA_LIKELY(c != nullptr)) {
         MCacheEntry* e = &c->alloc[sc];
         std::uint64_t m = e->cache;
         if (GA_LIKELY(m != 0)) {
-            unsigned bit = static_cast<unsigned>(__builtin_ctzll(m));
+            std::uintptr_t bit = static_cast<std::uintptr_t>(__builtin_ctzll(m));
             m &= m - 1;
             e->cache = m;
             e->bitsWord->store(~m, std::memory_order_relaxed);
@@ -53,7 +53,7 @@ GA_INLINE void* alloc_small(int sc) {
             return reinterpret_cast<void*>(e->wordBase + bit * e->elemsize);
         }
     }
-    return alloc_small_slow(sc);
+    return alloc_small_slow(static_cast<int>(sc));
 }
 
 GA_INLINE void* malloc_any(std::size_t n) {
