@@ -27,7 +27,7 @@ namespace goalloc {
 
 void* alloc_small_slow(int sc) {
     MCache* c = tls_mcache;
-    if (c == nullptr) {
+    if (!has_mcache(c)) {
         c = mcache_create();
         if (c == nullptr) {
             errno = ENOMEM;
@@ -115,7 +115,7 @@ static GA_NOINLINE void remote_free(const char* fn, std::uintptr_t a, MSpan* s, 
         central.remote_free_locked(s);
         central.lock.unlock();
     }
-    if (c != nullptr)
+    if (has_mcache(c))
         c->alloc[sc].nfree++;
     else
         mheap.nfree[sc].fetch_add(1, std::memory_order_relaxed);
@@ -129,7 +129,7 @@ void free_slow(const char* fn, std::uintptr_t a) {
         return;
     }
     MCache* c = tls_mcache;
-    if (c != nullptr && c->alloc[s->sizeclass].span == s) {
+    if (c->alloc[s->sizeclass].span == s) {
         // The fast path declined an object of a span we hold: it is not allocated.
         misuse_double_free(fn, a, s);
     }
@@ -230,7 +230,7 @@ size_t ga_usable_size(const void* p) {
 }
 
 void ga_thread_flush(void) {
-    if (tls_mcache != nullptr) tls_mcache->flush();
+    if (has_mcache(tls_mcache)) tls_mcache->flush();
 }
 
 size_t ga_release_free_memory(void) {
@@ -247,7 +247,7 @@ void ga_stats(ga_stats_t* out) {
     for (int sc = 1; sc < kNumSizeClasses; sc++) {
         std::uint64_t m = mheap.nmalloc[sc].load(std::memory_order_relaxed);
         std::uint64_t f = mheap.nfree[sc].load(std::memory_order_relaxed);
-        if (c != nullptr) {
+        if (has_mcache(c)) {
             m += c->alloc[sc].nmalloc;
             f += c->alloc[sc].nfree;
         }

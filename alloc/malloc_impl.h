@@ -40,18 +40,15 @@ GA_INLINE std::size_t size_class_of(std::size_t n) {
 }
 
 GA_INLINE void* alloc_small(std::size_t sc) {
-    MCache* c = tls_mcache;
-    if (GA_LIKELY(c != nullptr)) {
-        MCacheEntry* e = &c->alloc[sc];
-        std::uint64_t m = e->cache;
-        if (GA_LIKELY(m != 0)) {
-            std::uintptr_t bit = static_cast<std::uintptr_t>(__builtin_ctzll(m));
-            m &= m - 1;
-            e->cache = m;
-            e->bitsWord->store(~m, std::memory_order_relaxed);
-            e->nmalloc++;
-            return reinterpret_cast<void*>(e->wordBase + bit * e->elemsize);
-        }
+    MCacheEntry* e = &tls_mcache->alloc[sc];
+    std::uint64_t m = e->cache;
+    if (GA_LIKELY(m != 0)) {
+        std::uintptr_t bit = static_cast<std::uintptr_t>(__builtin_ctzll(m));
+        m &= m - 1;
+        e->cache = m;
+        e->bitsWord->store(~m, std::memory_order_relaxed);
+        e->nmalloc++;
+        return reinterpret_cast<void*>(e->wordBase + bit * e->elemsize);
     }
     return alloc_small_slow(static_cast<int>(sc));
 }
@@ -65,9 +62,8 @@ GA_INLINE void* malloc_any(std::size_t n) {
 GA_INLINE void free_any(const char* fn, void* p) {
     std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
     MSpan* s = span_of(a);
-    MCache* c = tls_mcache;
-    if (GA_LIKELY(s != nullptr && c != nullptr)) {
-        MCacheEntry* e = &c->alloc[s->sizeclass];
+    if (GA_LIKELY(s != nullptr)) {
+        MCacheEntry* e = &tls_mcache->alloc[s->sizeclass];
         if (GA_LIKELY(e->span == s)) {
             std::uintptr_t off = a - s->base;
             std::uint32_t idx = static_cast<std::uint32_t>((off * s->divMul) >> 32);

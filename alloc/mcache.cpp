@@ -9,7 +9,8 @@
 
 namespace goalloc {
 
-__thread MCache* tls_mcache __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit MCache empty_mcache;
+__thread MCache* tls_mcache __attribute__((tls_model("initial-exec"))) = &empty_mcache;
 
 // Registry of live mcaches and their metadata allocator.
 static constinit Mutex cache_list_lock{kRankMCacheList};
@@ -56,7 +57,7 @@ MCache* mcache_create() {
 static void mcache_destroy(void* arg) {
     MCache* c = static_cast<MCache*>(arg);
     c->flush();
-    if (tls_mcache == c) tls_mcache = nullptr;
+    if (tls_mcache == c) tls_mcache = &empty_mcache;
     cache_list_lock.lock();
     if (c->prev) c->prev->next = c->next; else cache_list = c->next;
     if (c->next) c->next->prev = c->prev;

@@ -63,8 +63,13 @@ private:
 };
 
 // The calling thread's mcache (initial-exec TLS: one instruction to reach;
-// the library stays dlopen-able because it is a single pointer).
+// the library stays dlopen-able because it is a single pointer). Never null:
+// a thread without a cache points at empty_mcache, whose entries have no span
+// and an empty cache word, so the fast paths fall through to the slow paths
+// without a separate test. empty_mcache's counters are never written.
+extern MCache empty_mcache;
 extern __thread MCache* tls_mcache __attribute__((tls_model("initial-exec")));
+inline bool has_mcache(const MCache* c) { return c != &empty_mcache; }
 
 // Create and register the calling thread's mcache; nullptr if out of memory.
 MCache* mcache_create();
