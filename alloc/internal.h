@@ -28,6 +28,15 @@
 
 namespace goalloc {
 
+// Population count without depending on the POPCNT instruction (the x86-64
+// baseline lacks it, and GCC then calls a libgcc routine): SWAR, 12 ops.
+GA_INLINE constexpr unsigned popcount64(std::uint64_t x) {
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return static_cast<unsigned>((x * 0x0101010101010101ull) >> 56);
+}
+
 // A message built without allocating; fatal() writes it to stderr and aborts.
 class Msg {
 public:

@@ -92,7 +92,7 @@ static GA_NOINLINE void free_large(const char* fn, std::uintptr_t a, MSpan* s) {
     }
     mheap.large_frees.fetch_add(1, std::memory_order_relaxed);
     mheap.large_bytes.fetch_sub(s->elemsize, std::memory_order_relaxed);
-    mheap.free_span_locked(s);
+    mheap.free_large_locked(s);
     mheap.lock.unlock();
 }
 
@@ -237,6 +237,7 @@ size_t ga_release_free_memory(void) {
     heap_init();
     ga_thread_flush();
     for (int sc = 1; sc < kNumSizeClasses; sc++) mheap.central[sc].release_empty();
+    mheap.flush_large_cache();
     return mheap.scavenge_all();
 }
 

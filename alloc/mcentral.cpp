@@ -39,6 +39,7 @@ MSpan* MCentral::cache_span() {
         std::uint32_t used = s->count_alloc();
         s->allocCount.store(used, std::memory_order_relaxed);
         if (used < s->nelems) {
+            if (used == 0 && nempty > 0) nempty--;
             s->cached.store(1, std::memory_order_seq_cst);
             lock.unlock();
             return s;
@@ -65,7 +66,7 @@ void MCentral::uncache_span(MSpan* s) {
     }
     bool pending = s->remoteCount.load(std::memory_order_seq_cst) != 0;
     if (used == 0 && !pending) {
-        mheap.free_span(s);
+        put_empty_locked(s);
     } else if (used < s->nelems || pending) {
         partial.push_back(s, kListPartial);
     } else {
@@ -74,16 +75,34 @@ void MCentral::uncache_span(MSpan* s) {
     lock.unlock();
 }
 
+void MCentral::put_empty_locked(MSpan* s) {
+    GA_ASSERT_LOCK_HELD(lock);
+    if (nempty < kMaxEmptySpans) {
+        partial.push_back(s, kListPartial);
+        nempty++;
+    } else {
+        mheap.free_span(s);
+    }
+}
+
 void MCentral::remote_free_locked(MSpan* s) {
     GA_ASSERT_LOCK_HELD(lock);
     if (s->cached.load(std::memory_order_seq_cst)) return;  // its mcache will drain it
+    std::uint32_t pending = s->remoteCount.load(std::memory_order_seq_cst);
+    if (pending < s->allocCount.load(std::memory_order_relaxed)) {
+        // Not empty yet: make sure an mcache can find it; it drains on caching.
+        if (s->list == kListFull) {
+            full.remove(s);
+            partial.push_back(s, kListPartial);
+        }
+        return;
+    }
     s->drain_remote();
     std::uint32_t used = s->count_alloc();
     s->allocCount.store(used, std::memory_order_relaxed);
-    bool pending = s->remoteCount.load(std::memory_order_seq_cst) != 0;
-    if (used == 0 && !pending) {
+    if (used == 0 && s->remoteCount.load(std::memory_order_seq_cst) == 0) {
         if (s->list == kListPartial) partial.remove(s); else if (s->list == kListFull) full.remove(s);
-        mheap.free_span(s);
+        put_empty_locked(s);
     } else if (s->list == kListFull) {
         full.remove(s);
         partial.push_back(s, kListPartial);
@@ -105,6 +124,7 @@ std::size_t MCentral::release_empty() {
         }
         s = next;
     }
+    nempty = 0;
     lock.unlock();
     return freed;
 }

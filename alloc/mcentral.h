@@ -8,6 +8,11 @@
 // are full or when their thread exits (uncache_span). A span is in at most one
 // list, and never in a list while cached (span.cached == 1).
 //
+// Empty spans: an mcentral keeps up to kMaxEmptySpans spans with no live
+// object at the back of its partial list, so a program that repeatedly fills
+// and empties a span does not go to the mheap each time; further empty spans
+// go back to the mheap at once, and ga_release_free_memory returns all.
+//
 // Remote frees (a thread frees an object of a span it does not hold) are
 // lock-free: the freeing thread sets the object's bit in span.remoteBits. It
 // takes this lock only when it is the first pending remote free on an uncached
@@ -40,11 +45,14 @@ struct SpanList {
     MSpan* pop_front();
 };
 
+inline constexpr std::size_t kMaxEmptySpans = 1;
+
 struct alignas(64) MCentral {
     Mutex lock{kRankMCentral};
-    int sizeclass = 0;  // set once by the heap's initialisation
-    SpanList partial;   // lock
-    SpanList full;      // lock
+    int sizeclass = 0;      // set once by the heap's initialisation
+    SpanList partial;       // lock
+    SpanList full;          // lock
+    std::size_t nempty = 0; // lock: spans in partial known to be empty
 
     // A span with at least one free object, marked cached, drained of remote
     // frees, with allocCount exact. nullptr if memory is exhausted.
@@ -52,10 +60,15 @@ struct alignas(64) MCentral {
     // Give back a span the caller's mcache held; allocCount must be exact.
     void uncache_span(MSpan* s);
     // Caller holds lock and has published a remote free on s: move s from full
-    // to partial, or give it back to the heap if it is now empty.
+    // to partial, and if its pending frees may empty it, drain it and keep or
+    // give it back as an empty span.
     void remote_free_locked(MSpan* s);
     // Give every empty span in partial back to the heap (malloc_trim). Returns spans freed.
     std::size_t release_empty();
+
+private:
+    // s (drained, uncached, allocCount 0, in no list) has no live object.
+    void put_empty_locked(MSpan* s);
 };
 
 }  // namespace goalloc

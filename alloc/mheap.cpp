@@ -103,6 +103,17 @@ MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::
     if (npages > kMaxAlloc / kPageSize || extra > kMaxAlloc / kPageSize) return nullptr;
     std::size_t want = npages + extra;
     LockGuard g(lock);
+    if (sizeclass == 0 && extra == 0 && npages <= kLargeCachePages && large_cache[npages] != nullptr &&
+        large_cache[npages]->kind == kind) {
+        MSpan* s = large_cache[npages];
+        large_cache[npages] = s->next;
+        s->next = nullptr;
+        large_cache_bytes -= npages * kPageSize;
+        s->needzero = true;
+        s->state.store(SpanState::InUse, std::memory_order_release);
+        spans_in_use.fetch_add(1, std::memory_order_relaxed);
+        return s;
+    }
     std::size_t scav = 0;
     bool needzero = false;
     std::uintptr_t base;
@@ -154,6 +165,37 @@ bool MHeap::resize_large(MSpan* s, std::size_t npages) {
     s->elemsize = std::uintptr_t{npages} * kPageSize;
     s->limit = s->base + s->elemsize;
     return true;
+}
+
+void MHeap::free_large_locked(MSpan* s) {
+    GA_ASSERT_LOCK_HELD(lock);
+    std::size_t bytes = std::size_t{s->npages} * kPageSize;
+    if (s->npages > kLargeCachePages || large_cache_bytes + bytes > kLargeCacheBytes) {
+        free_span_locked(s);
+        return;
+    }
+    s->state.store(SpanState::LargeCached, std::memory_order_release);
+    spans_in_use.fetch_sub(1, std::memory_order_relaxed);
+    s->next = large_cache[s->npages];
+    large_cache[s->npages] = s;
+    large_cache_bytes += bytes;
+}
+
+std::size_t MHeap::flush_large_cache() {
+    LockGuard g(lock);
+    std::size_t n = 0;
+    for (std::size_t np = 0; np <= kLargeCachePages; np++) {
+        while (MSpan* s = large_cache[np]) {
+            large_cache[np] = s->next;
+            s->next = nullptr;
+            s->state.store(SpanState::InUse, std::memory_order_relaxed);  // free_span_locked expects it
+            spans_in_use.fetch_add(1, std::memory_order_relaxed);
+            free_span_locked(s);
+            n++;
+        }
+    }
+    large_cache_bytes = 0;
+    return n;
 }
 
 void MHeap::free_span_locked(MSpan* s) {

@@ -37,6 +37,14 @@ inline constexpr std::size_t kMaxAlloc = std::size_t{1} << 46;
 // Heap growth step (Go: 512 pages = 4 MiB).
 inline constexpr std::size_t kHeapGrowBytes = std::size_t{4} << 20;
 
+// Freed large spans of up to kLargeCachePages pages are kept whole, up to
+// kLargeCacheBytes in all, and handed out again for a request of the same page
+// count: a malloc/free loop of a 64 KiB buffer then costs a lock round trip
+// instead of a page-heap search and summary update each way. Flushed by
+// ga_release_free_memory.
+inline constexpr std::size_t kLargeCachePages = 128;               // 1 MiB
+inline constexpr std::size_t kLargeCacheBytes = std::size_t{8} << 20;
+
 struct MHeap {
     Mutex lock{kRankMHeap};
     PageAlloc pages;                        // lock
@@ -46,6 +54,9 @@ struct MHeap {
     std::uintptr_t next_hint = 0;           // lock: where to ask for the next arena
 
     MCentral central[kNumSizeClasses];      // malloc heap, one per size class
+
+    MSpan* large_cache[kLargeCachePages + 1] = {};  // lock: by page count, linked by next
+    std::size_t large_cache_bytes = 0;              // lock
 
     // Statistics (relaxed atomics; written under the lock or by merging mcaches).
     std::atomic<std::uint64_t> spans_in_use{0};
@@ -60,6 +71,10 @@ struct MHeap {
     // size class `sizeclass` (0 = one large object). nullptr if out of memory.
     MSpan* alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::size_t align = kPageSize);
     void free_span(MSpan* s);
+    // A large object's span is freed: keep it in the large cache or free it.
+    void free_large_locked(MSpan* s);
+    // Give every cached large span back to the page heap. Returns spans freed.
+    std::size_t flush_large_cache();
     // Resize a large span in place to npages: shrink gives the tail back;
     // grow takes the pages right after it if they are free. false if it cannot.
     bool resize_large(MSpan* s, std::size_t npages);

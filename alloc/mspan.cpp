@@ -22,8 +22,9 @@ void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k) {
     nwords = static_cast<std::uint8_t>((nelems + 63) / 64);
     allocBits = bitStorage[0];
     gcmarkBits = bitStorage[1];
-    for (std::uint32_t w = 0; w < kMaxBitmapWords; w++) {
-        std::uint64_t t = w < nwords ? tail_mask(w) : 0;
+    // Only the first nwords words of each bitmap are ever read.
+    for (std::uint32_t w = 0; w < nwords; w++) {
+        std::uint64_t t = tail_mask(w);
         allocBits[w].store(t, std::memory_order_relaxed);
         gcmarkBits[w].store(t, std::memory_order_relaxed);
         remoteBits[w].store(0, std::memory_order_relaxed);
@@ -46,14 +47,14 @@ std::uint32_t MSpan::count_alloc() const {
     std::uint32_t n = 0;
     for (std::uint32_t w = 0; w < nwords; w++)
         n += static_cast<std::uint32_t>(
-            __builtin_popcountll(allocBits[w].load(std::memory_order_relaxed) & ~tail_mask(w)));
+            popcount64(allocBits[w].load(std::memory_order_relaxed) & ~tail_mask(w)));
     return n;
 }
 
 std::uint32_t MSpan::count_remote() const {
     std::uint32_t n = 0;
     for (std::uint32_t w = 0; w < nwords; w++)
-        n += static_cast<std::uint32_t>(__builtin_popcountll(remoteBits[w].load(std::memory_order_relaxed)));
+        n += static_cast<std::uint32_t>(popcount64(remoteBits[w].load(std::memory_order_relaxed)));
     return n;
 }
 
@@ -68,7 +69,7 @@ std::uint32_t MSpan::drain_remote() {
             misuse_double_free("free", object_base(idx), this);
         }
         allocBits[w].store(a & ~x, std::memory_order_relaxed);
-        n += static_cast<std::uint32_t>(__builtin_popcountll(x));
+        n += static_cast<std::uint32_t>(popcount64(x));
     }
     if (n != 0) remoteCount.fetch_sub(n, std::memory_order_release);
     return n;

@@ -42,7 +42,10 @@ namespace goalloc {
 
 inline constexpr std::size_t kMaxBitmapWords = (kMaxObjsPerSpan + 63) / 64;
 
-enum class SpanState : std::uint8_t { Dead = 0, InUse = 1 };
+// Dead: free (its record is in the fixalloc). InUse: holds objects.
+// LargeCached: a freed large span kept whole by the mheap for reuse; its pages
+// still map to it, so a free through a stale pointer is reported, not obeyed.
+enum class SpanState : std::uint8_t { Dead = 0, InUse = 1, LargeCached = 2 };
 // Malloc spans are freed explicitly and never swept; Collected spans belong to
 // the garbage collector and are swept. They never share an mcentral.
 enum class SpanKind : std::uint8_t { Malloc = 0, Collected = 1 };

@@ -73,39 +73,60 @@ std::size_t bitmap_count(const std::uint64_t* bits, std::size_t start, std::size
     std::size_t c = 0;
     while (n > 0) {
         std::size_t lo = start & 63, k = 64 - lo < n ? 64 - lo : n;
-        c += static_cast<std::size_t>(__builtin_popcountll(bits[start >> 6] & word_mask(lo, k)));
+        c += static_cast<std::size_t>(popcount64(bits[start >> 6] & word_mask(lo, k)));
         start += k;
         n -= k;
     }
     return c;
 }
 
+// One pass over the words: all-free and all-used words cost one compare; a
+// mixed word adds its trailing run to the current one, its longest inner run
+// (by repeated x &= x << 1), and starts a new run with its leading free pages.
 PageSummary summarize(const std::uint64_t* bits) {
+    constexpr std::uint64_t kAll = ~std::uint64_t{0};
     PageSummary s;
-    std::size_t first_used = bitmap_next_clear(bits, kPagesPerArena, 0);
-    if (first_used == kNoPos) {
+    std::size_t w = 0;
+    std::size_t start = 0;
+    while (w < kArenaBitmapWords && bits[w] == kAll) {
+        start += 64;
+        w++;
+    }
+    if (w == kArenaBitmapWords) {
         s.start = s.end = s.max = kPagesPerArena;
         return s;
     }
-    std::size_t last_used = 0;
-    for (std::size_t w = kArenaBitmapWords; w-- > 0;) {
-        std::uint64_t used = ~bits[w];
-        if (used != 0) {
-            last_used = w * 64 + 63 - static_cast<std::size_t>(__builtin_clzll(used));
+    start += static_cast<std::size_t>(__builtin_ctzll(~bits[w]));
+    std::size_t end = 0;
+    for (std::size_t v = kArenaBitmapWords; v-- > 0;) {
+        if (bits[v] != kAll) {
+            end += static_cast<std::size_t>(__builtin_clzll(~bits[v]));
             break;
         }
+        end += 64;
     }
-    std::size_t max = first_used;
-    for (std::size_t i = first_used; i < kPagesPerArena;) {
-        std::size_t f = bitmap_next_set(bits, kPagesPerArena, i);
-        if (f == kNoPos) break;
-        std::size_t e = bitmap_next_clear(bits, kPagesPerArena, f);
-        if (e == kNoPos) e = kPagesPerArena;
-        if (e - f > max) max = e - f;
-        i = e;
+    std::size_t max = 0, cur = 0;
+    for (w = 0; w < kArenaBitmapWords; w++) {
+        std::uint64_t x = bits[w];
+        if (x == kAll) {
+            cur += 64;
+            continue;
+        }
+        if (x == 0) {
+            if (cur > max) max = cur;
+            cur = 0;
+            continue;
+        }
+        cur += static_cast<std::size_t>(__builtin_ctzll(~x));  // run continuing from below
+        if (cur > max) max = cur;
+        std::size_t inner = 0;
+        for (std::uint64_t y = x; y != 0; y &= y << 1) inner++;
+        if (inner > max) max = inner;
+        cur = static_cast<std::size_t>(__builtin_clzll(~x));   // run continuing upward
     }
-    s.start = static_cast<std::uint32_t>(first_used);
-    s.end = static_cast<std::uint32_t>(kPagesPerArena - 1 - last_used);
+    if (cur > max) max = cur;
+    s.start = static_cast<std::uint32_t>(start);
+    s.end = static_cast<std::uint32_t>(end);
     s.max = static_cast<std::uint32_t>(max);
     return s;
 }
@@ -276,8 +297,8 @@ void PageAlloc::validate() const {
             bitmap_count(a->pageFree, a->mappedPages, kPagesPerArena - a->mappedPages) != 0)
             throw_fatal("pagealloc: free page beyond the mapped part of an arena");
         for (std::size_t w = 0; w < kArenaBitmapWords; w++) {
-            nfree += static_cast<std::size_t>(__builtin_popcountll(a->pageFree[w]));
-            nscav += static_cast<std::size_t>(__builtin_popcountll(a->pageFree[w] & a->pageScav[w]));
+            nfree += static_cast<std::size_t>(popcount64(a->pageFree[w]));
+            nscav += static_cast<std::size_t>(popcount64(a->pageFree[w] & a->pageScav[w]));
         }
     }
     if (nfree != free_pages_) throw_fatal("pagealloc: free page count mismatch");

@@ -62,7 +62,7 @@ std::uint64_t check_span(const MSpan* s) {
         if ((a & s->tail_mask(w)) != s->tail_mask(w)) broken("allocBits tail bits cleared", s, s->base);
         if (r & ~a) broken("remote free of an object that is not allocated", s, s->base);
         if (r & s->tail_mask(w)) broken("remote free bit beyond nelems", s, s->base);
-        remote += static_cast<std::uint32_t>(__builtin_popcountll(r));
+        remote += static_cast<std::uint32_t>(popcount64(r));
     }
     return s->count_alloc() - remote;
 }
@@ -77,7 +77,7 @@ extern "C" uint64_t ga_heap_validate(void) {
     for (int c = 1; c < kNumSizeClasses; c++) check_lists(mheap.central[c]);
     LockGuard g(mheap.lock);
     mheap.pages.validate();
-    std::uint64_t live = 0, spans = 0;
+    std::uint64_t live = 0, spans = 0, cached_pages = 0;
     const MSpan* cur = nullptr;  // span covering the previous page
     std::uintptr_t cur_end = 0;
     for (std::size_t i = 0; i < mheap.pages.narenas(); i++) {
@@ -96,13 +96,21 @@ extern "C" uint64_t ga_heap_validate(void) {
             if (s == nullptr) continue;  // free, or not yet mapped
             if (isfree) broken("free page maps to a span", s, addr);
             if (s->base != addr) broken("span does not start at its first page", s, addr);
-            if (s->state.load(std::memory_order_relaxed) != SpanState::InUse) broken("dead span in the arena map", s, addr);
+            SpanState st = s->state.load(std::memory_order_relaxed);
             cur = s;
             cur_end = s->base + std::uintptr_t{s->npages} * kPageSize;
+            if (st == SpanState::LargeCached) {
+                if (s->sizeclass != 0) broken("small span in the large cache", s, addr);
+                cached_pages += s->npages;
+                continue;
+            }
+            if (st != SpanState::InUse) broken("dead span in the arena map", s, addr);
             spans++;
             live += check_span(s);
         }
     }
+    if (cached_pages * kPageSize != mheap.large_cache_bytes)
+        broken("large cache size disagrees with the cached spans found", nullptr, cached_pages);
     if (spans != mheap.spans_in_use.load(std::memory_order_relaxed))
         broken("spans_in_use disagrees with the spans found", nullptr, spans);
     return live;

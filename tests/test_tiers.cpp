@@ -98,10 +98,24 @@ TEST(MCentral, SpansMoveBetweenFullAndPartialAndEmptyOnesGoBackToTheHeap) {
     EXPECT_EQ(c.cache_span(), b);  // partial first
     EXPECT_EQ(b->allocCount.load(), 10u);
 
-    // Empty it and give it back: it returns to the heap.
+    // Empty it and give it back: the mcentral keeps one empty span...
     for (std::uint32_t w = 0; w < b->nwords; w++) b->allocBits[w].store(b->tail_mask(w));
     b->allocCount.store(0);
     c.uncache_span(b);
+    EXPECT_EQ(SpansInUse(), spans0 + 2);
+    EXPECT_EQ(c.partial.count, 1u);
+    EXPECT_EQ(c.nempty, 1u);
+    // ...and gives a second one back to the heap at once.
+    MSpan* d = c.cache_span();
+    EXPECT_EQ(d, b);  // the kept empty span is reused first
+    EXPECT_EQ(c.nempty, 0u);
+    MSpan* e = c.cache_span();
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(SpansInUse(), spans0 + 3);
+    c.uncache_span(d);
+    c.uncache_span(e);
+    EXPECT_EQ(SpansInUse(), spans0 + 2);
+    EXPECT_EQ(c.release_empty(), 1u);  // malloc_trim gives back the kept one
     EXPECT_EQ(SpansInUse(), spans0 + 1);
     EXPECT_EQ(c.partial.count, 0u);
     // Take the made-up full span out again, so later tests see a clean heap.
@@ -141,27 +155,34 @@ TEST(MCache, ObjectFreedElsewhereInTheSpanIsReusedBeforeANewSpan) {
     ga_free(early);
 }
 
-TEST(MCache, RemoteFreesOfAFullSpanGiveItBackToTheHeap) {
-    ga_thread_flush();
+TEST(MCache, RemoteFreesOfFullSpansGiveThemBackToTheHeap) {
+    ga_release_free_memory();
     std::uint64_t live0 = ga_heap_validate();
     std::vector<void*> objs;
-    for (int i = 0; i < 512; i++) objs.push_back(ga_malloc(16));  // exactly one span
-    void* next = ga_malloc(16);  // forces the full span back to mcentral
-    MSpan* s = span_of(reinterpret_cast<std::uintptr_t>(objs[0]));
-    ASSERT_NE(span_of(reinterpret_cast<std::uintptr_t>(next)), s);
-    EXPECT_EQ(s->list, kListFull);
+    for (int i = 0; i < 1024; i++) objs.push_back(ga_malloc(16));  // exactly two spans
+    void* next = ga_malloc(16);  // forces the second full span back to mcentral
+    MSpan* s1 = span_of(reinterpret_cast<std::uintptr_t>(objs[0]));
+    MSpan* s2 = span_of(reinterpret_cast<std::uintptr_t>(objs[512]));
+    ASSERT_NE(s1, s2);
+    ASSERT_NE(span_of(reinterpret_cast<std::uintptr_t>(next)), s2);
+    EXPECT_EQ(s1->list, kListFull);
+    EXPECT_EQ(s2->list, kListFull);
     std::uint64_t spans = SpansInUse();
     std::thread([&] {
         for (void* p : objs) ga_free(p);  // every free is remote
     }).join();
+    // The first span to empty is kept (kMaxEmptySpans == 1), the second goes back.
     EXPECT_EQ(SpansInUse(), spans - 1);
-    EXPECT_EQ(span_of(reinterpret_cast<std::uintptr_t>(objs[0])), nullptr);
+    EXPECT_EQ(mheap.central[2].nempty, 1u);
+    EXPECT_EQ(span_of(reinterpret_cast<std::uintptr_t>(objs[512])), nullptr);
     ga_free(next);
-    ga_thread_flush();
+    ga_release_free_memory();
+    EXPECT_EQ(SpansInUse(), spans - 3);  // the kept span and next's span too
     EXPECT_EQ(ga_heap_validate(), live0);
 }
 
 TEST(MCache, ThreadExitReturnsItsSpans) {
+    ga_release_free_memory();
     std::uint64_t spans = SpansInUse();
     std::thread([] {
         std::vector<void*> v;
@@ -169,7 +190,10 @@ TEST(MCache, ThreadExitReturnsItsSpans) {
         EXPECT_GT(SpansInUse(), 0u);
         for (void* p : v) ga_free(p);
     }).join();
-    EXPECT_EQ(SpansInUse(), spans);  // empty spans went back to the heap
+    // Each mcentral may keep one empty span; releasing gives them all back.
+    EXPECT_LE(SpansInUse(), spans + 13);
+    ga_release_free_memory();
+    EXPECT_EQ(SpansInUse(), spans);
     ga_stats_t st;
     ga_stats(&st);
     EXPECT_EQ(st.mallocs - st.frees, st.live_objects);
