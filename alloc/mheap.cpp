@@ -103,8 +103,10 @@ MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::
     if (npages > kMaxAlloc / kPageSize || extra > kMaxAlloc / kPageSize) return nullptr;
     std::size_t want = npages + extra;
     LockGuard g(lock);
-    if (sizeclass == 0 && extra == 0 && npages <= kLargeCachePages && large_cache[npages] != nullptr &&
-        large_cache[npages]->kind == kind) {
+    if (sizeclass == 0 && npages <= kLargeCachePages && large_cache[npages] != nullptr &&
+        large_cache[npages]->kind == kind && large_cache[npages]->base % align == 0) {
+        // (An aligned request reuses the newest cached span only if it happens
+        // to be aligned: a loop of aligned allocations frees aligned spans.)
         MSpan* s = large_cache[npages];
         large_cache[npages] = s->next;
         s->next = nullptr;
