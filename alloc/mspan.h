@@ -16,6 +16,11 @@
 //                 by swapping the two pointers (Go's scheme). Tail bits are 1 too.
 //   remoteBits[i] 1 = object i was freed by a thread that does not hold the span
 //                 and the holder has not yet drained it.
+// Go's freeindex and allocCache (ctz over the inverted allocBits) live in the
+// caching mcache's entry as (word, cache): the scan position and the inverted
+// allocBits word being allocated from. Keeping them there, next to the
+// thread's other hot state, saves a load per malloc; a span's scan state only
+// matters while an mcache holds it.
 //
 // Who writes what — the "holder" of a span is the mcache that caches it, or,
 // while no mcache does, whoever holds the lock of its mcentral:
