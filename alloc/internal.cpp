@@ -7,6 +7,10 @@
 
 namespace goalloc {
 
+static int g_report_fd = 2;
+
+void set_report_fd(int fd) { g_report_fd = fd; }
+
 Msg& Msg::s(const char* str) {
     while (*str && len_ + 1 < sizeof(buf_)) buf_[len_++] = *str++;
     buf_[len_] = 0;
@@ -41,7 +45,7 @@ Msg& Msg::dec(std::uint64_t v) {
 void Msg::write_stderr() const {
     std::size_t off = 0;
     while (off < len_) {
-        ssize_t w = ::write(2, buf_ + off, len_ - off);
+        ssize_t w = ::write(g_report_fd, buf_ + off, len_ - off);
         if (w <= 0) break;
         off += static_cast<std::size_t>(w);
     }

@@ -54,6 +54,11 @@ private:
     std::size_t len_ = 0;
 };
 
+// Where diagnostics go: stderr, or a duplicate of it taken at start-up when
+// statistics are requested (programs such as sort close stderr in an atexit
+// handler, before goalloc's exit summary).
+void set_report_fd(int fd);
+
 // Internal invariant broken: "goalloc: fatal error: <what>" and abort.
 [[noreturn]] GA_COLD void throw_fatal(const char* what);
 

@@ -1,6 +1,8 @@
 // options.cpp — the one place that reads GOALLOC_* from the environment.
 #include "options.h"
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <cstring>
 
@@ -62,6 +64,10 @@ const Options& options() {
         g_options.verbose = int_option("GOALLOC_VERBOSE", 0);
         g_options.stats = int_option("GOALLOC_STATS", 0);
         g_options.arena_hints = int_option("GOALLOC_ARENA_HINTS", 1) != 0;
+        if (g_options.stats || g_options.verbose) {
+            int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);  // survives the program closing fd 2
+            if (fd >= 0) set_report_fd(fd);
+        }
         g_state.store(2, std::memory_order_release);
     } else {
         while (g_state.load(std::memory_order_acquire) != 2) __builtin_ia32_pause();

@@ -43,6 +43,25 @@ void* memalign_impl(std::size_t align, std::size_t n) {
 
 constexpr std::size_t kOSPage = 4096;  // valloc/pvalloc: the OS page, as glibc
 
+int posix_memalign_impl(void** out, std::size_t align, std::size_t n) {
+    if (!valid_align(align) || align % sizeof(void*) != 0) return EINVAL;
+    int saved = errno;
+    void* p = aligned_impl(align, n);
+    errno = saved;
+    if (p == nullptr) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void* pvalloc_impl(std::size_t n) {
+    std::size_t r = (n + kOSPage - 1) & ~(kOSPage - 1);
+    if (r < n) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    return aligned_impl(kOSPage, r == 0 ? kOSPage : r);
+}
+
 }  // namespace
 
 // ---- C library ----
@@ -65,15 +84,7 @@ GA_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
 
 // posix_memalign: EINVAL unless alignment is a power of two multiple of
 // sizeof(void*); on error *out is untouched and errno is preserved.
-GA_EXPORT int posix_memalign(void** out, size_t align, size_t n) {
-    if (!valid_align(align) || align % sizeof(void*) != 0) return EINVAL;
-    int saved = errno;
-    void* p = aligned_impl(align, n);
-    errno = saved;
-    if (p == nullptr) return ENOMEM;
-    *out = p;
-    return 0;
-}
+GA_EXPORT int posix_memalign(void** out, size_t align, size_t n) { return posix_memalign_impl(out, align, n); }
 
 // aligned_alloc: any power of two (glibc >= 2.38 rejects others with EINVAL).
 GA_EXPORT void* aligned_alloc(size_t align, size_t n) {
@@ -87,14 +98,7 @@ GA_EXPORT void* aligned_alloc(size_t align, size_t n) {
 GA_EXPORT void* memalign(size_t align, size_t n) { return memalign_impl(align, n); }
 GA_EXPORT void* valloc(size_t n) { return aligned_impl(kOSPage, n); }
 
-GA_EXPORT void* pvalloc(size_t n) {
-    size_t r = (n + kOSPage - 1) & ~(kOSPage - 1);
-    if (r < n) {
-        errno = ENOMEM;
-        return nullptr;
-    }
-    return aligned_impl(kOSPage, r == 0 ? kOSPage : r);
-}
+GA_EXPORT void* pvalloc(size_t n) { return pvalloc_impl(n); }
 
 GA_EXPORT size_t malloc_usable_size(void* p) {
     if (p == nullptr) return 0;
@@ -112,9 +116,11 @@ GA_EXPORT void __libc_free(void* p) { free_any("free", p); }
 GA_EXPORT void* __libc_calloc(size_t n, size_t size) { return calloc_impl(n, size); }
 GA_EXPORT void* __libc_realloc(void* p, size_t n) { return realloc_impl("realloc", p, n); }
 GA_EXPORT void* __libc_memalign(size_t align, size_t n) { return memalign_impl(align, n); }
-GA_EXPORT void* __libc_valloc(size_t n) { return valloc(n); }
-GA_EXPORT void* __libc_pvalloc(size_t n) { return pvalloc(n); }
-GA_EXPORT int __posix_memalign(void** out, size_t align, size_t n) { return posix_memalign(out, align, n); }
+// Called directly, not through the PLT, so the aliases behave exactly as the
+// functions they stand for whatever else is preloaded.
+GA_EXPORT void* __libc_valloc(size_t n) { return aligned_impl(kOSPage, n); }
+GA_EXPORT void* __libc_pvalloc(size_t n) { return pvalloc_impl(n); }
+GA_EXPORT int __posix_memalign(void** out, size_t align, size_t n) { return posix_memalign_impl(out, align, n); }
 
 // ---- glibc extensions ----
 
@@ -130,7 +136,8 @@ GA_EXPORT struct mallinfo2 mallinfo2(void) {
     mi.ordblks = s.heap_pages_free;                   // free pages in the page heap
     mi.hblks = s.large_objects;                       // large objects (own spans)
     mi.hblkhd = mheap.large_bytes.load(std::memory_order_relaxed);  // their bytes
-    mi.uordblks = s.bytes_in_use;                     // bytes in live objects
+    // As glibc: uordblks excludes the large objects counted in hblkhd.
+    mi.uordblks = s.bytes_in_use > mi.hblkhd ? s.bytes_in_use - mi.hblkhd : 0;
     mi.fordblks = s.bytes_mapped > s.bytes_in_use ? s.bytes_mapped - s.bytes_in_use : 0;
     mi.keepcost = s.bytes_released;                   // mapped but given back to the OS
     return mi;
