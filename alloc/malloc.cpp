@@ -136,6 +136,27 @@ void free_slow(const char* fn, std::uintptr_t a) {
     remote_free(fn, a, s, idx, c);
 }
 
+void free_other(const char* fn, std::uintptr_t a, MSpan* s) {
+    // The checks of checked_span, without looking the span up again; any
+    // doubt goes to free_slow, which reports precisely.
+    if (GA_UNLIKELY(s->state.load(std::memory_order_acquire) != SpanState::InUse || s->kind != SpanKind::Malloc)) {
+        free_slow(fn, a);
+        return;
+    }
+    std::uintptr_t off = a - s->base;
+    if (s->sizeclass == 0) {
+        if (GA_UNLIKELY(off != 0)) misuse_interior(fn, a, s->base);
+        free_large(fn, a, s);
+        return;
+    }
+    std::uint32_t idx = s->index_of(a);
+    if (GA_UNLIKELY(idx >= s->nelems || idx * s->elemsize != off)) {
+        free_slow(fn, a);
+        return;
+    }
+    remote_free(fn, a, s, idx, tls_mcache);
+}
+
 std::size_t usable_impl(const char* fn, const void* p) {
     std::uint32_t idx;
     MSpan* s = checked_span(fn, reinterpret_cast<std::uintptr_t>(p), &idx);

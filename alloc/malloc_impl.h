@@ -25,6 +25,8 @@ namespace goalloc {
 void* alloc_small_slow(int sc);
 void* alloc_large(std::size_t n, std::size_t align, bool zero);
 void free_slow(const char* fn, std::uintptr_t a);
+// The object's span s is not the one this thread caches for its class.
+void free_other(const char* fn, std::uintptr_t a, MSpan* s);
 // Checked operations behind calloc, realloc, aligned allocation, usable size.
 void* calloc_impl(std::size_t n, std::size_t size);
 void* realloc_impl(const char* fn, void* p, std::size_t n);
@@ -86,6 +88,9 @@ GA_INLINE void free_any(const char* fn, void* p) {
                     }
                 }
             }
+        } else {
+            free_other(fn, a, s);  // a remote free, a large object, or misuse
+            return;
         }
     }
     if (a == 0) return;

@@ -44,11 +44,10 @@ std::uint64_t MSpan::tail_mask(std::uint32_t w) const {
 }
 
 std::uint32_t MSpan::count_alloc() const {
+    // Tail bits (>= nelems) are always set: count every bit, subtract them.
     std::uint32_t n = 0;
-    for (std::uint32_t w = 0; w < nwords; w++)
-        n += static_cast<std::uint32_t>(
-            popcount64(allocBits[w].load(std::memory_order_relaxed) & ~tail_mask(w)));
-    return n;
+    for (std::uint32_t w = 0; w < nwords; w++) n += popcount64(allocBits[w].load(std::memory_order_relaxed));
+    return n - (nwords * 64u - nelems);
 }
 
 std::uint32_t MSpan::count_remote() const {
