@@ -7,12 +7,13 @@
 // Remote free protocol (lock-free for the common case; see mcentral.h):
 //   1. allocBits bit must be set, else double free;
 //   2. old = remoteCount.fetch_add(1);
-//   3. if the span is not cached and this is the first pending remote free
-//      (old == 0) or may be the last object (old + 1 >= allocCount), take the
-//      mcentral lock *before* publishing, so the span cannot be given back to
-//      the heap under us;
+//   3. if this is the first pending remote free (old == 0), or, for a span no
+//      thread owns, may be the last object (old + 1 >= allocCount), take the
+//      mcentral lock *before* publishing, so the span can neither be given
+//      back to the heap nor change owner under us;
 //   4. remoteBits[w].fetch_or(bit) — a bit already set is a double free;
-//   5. under the lock: move the span to partial or give it back to the heap.
+//   5. under the lock: push an owned span on its owner's notify stack; move an
+//      unowned span to partial, or give it back.
 // After step 4 without the lock, the freeing thread never touches the span again.
 #include <cerrno>
 #include <cstring>
@@ -103,8 +104,13 @@ static GA_NOINLINE void remote_free(const char* fn, std::uintptr_t a, MSpan* s, 
     int sc = s->sizeclass;
     std::uint32_t old = s->remoteCount.fetch_add(1, std::memory_order_seq_cst);
     MCentral& central = mheap.central[sc];
-    bool notify = s->cached.load(std::memory_order_seq_cst) == 0 &&
-                  (old == 0 || old + 1 >= s->allocCount.load(std::memory_order_relaxed));
+    MCache* owner = s->owner.load(std::memory_order_seq_cst);
+    // Lock before publishing when this free must tell someone: the owner (first
+    // pending free: it may not be looking at this span), or, for an unowned
+    // span, the mcentral (first pending free: move it to partial; possibly the
+    // last object: give it back).
+    bool notify = owner != nullptr ? old == 0
+                                   : (old == 0 || old + 1 >= s->allocCount.load(std::memory_order_relaxed));
     if (notify) central.lock.lock();
     std::uint64_t prev = s->remoteBits[w].fetch_or(bit, std::memory_order_acq_rel);
     if (prev & bit) {
@@ -112,7 +118,11 @@ static GA_NOINLINE void remote_free(const char* fn, std::uintptr_t a, MSpan* s, 
         misuse_double_free(fn, a, s);
     }
     if (notify) {
-        central.remote_free_locked(s);
+        owner = s->owner.load(std::memory_order_seq_cst);  // stable under the lock
+        if (owner == nullptr)
+            central.remote_free_locked(s);
+        else if (s->notified.exchange(1, std::memory_order_acq_rel) == 0)
+            owner->notify_locked(s);
         central.lock.unlock();
     }
     if (has_mcache(c))
@@ -133,7 +143,10 @@ void free_slow(const char* fn, std::uintptr_t a) {
         // The fast path declined an object of a span we hold: it is not allocated.
         misuse_double_free(fn, a, s);
     }
-    remote_free(fn, a, s, idx, c);
+    if (s->owner.load(std::memory_order_relaxed) == c)
+        c->owned_free(fn, a, s, idx);
+    else
+        remote_free(fn, a, s, idx, c);
 }
 
 void free_other(const char* fn, std::uintptr_t a, MSpan* s) {
@@ -154,7 +167,11 @@ void free_other(const char* fn, std::uintptr_t a, MSpan* s) {
         free_slow(fn, a);
         return;
     }
-    remote_free(fn, a, s, idx, tls_mcache);
+    MCache* c = tls_mcache;
+    if (s->owner.load(std::memory_order_relaxed) == c)
+        c->owned_free(fn, a, s, idx);  // a span this thread owns: no atomics
+    else
+        remote_free(fn, a, s, idx, c);
 }
 
 std::size_t usable_impl(const char* fn, const void* p) {

@@ -150,13 +150,91 @@ bool MCache::next_word(MCacheEntry* e) {
     return false;
 }
 
+// Empty spans a thread keeps per class before giving more back: enough for a
+// batch that fills and empties a span or two to reuse them without locks.
+static constexpr std::uint32_t kMaxOwnedEmpty = 2;
+
+void MCache::notify_locked(MSpan* s) {
+    // Caller: a remote freer holding s's mcentral lock, with s->owner == this
+    // and s->notified just set by it.
+    MSpan* head = notify_head.load(std::memory_order_relaxed);
+    do {
+        s->notifyNext = head;
+    } while (!notify_head.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
+}
+
+void MCache::take_notified() {
+    MSpan* s = notify_head.exchange(nullptr, std::memory_order_acquire);
+    while (s != nullptr) {
+        MSpan* next = s->notifyNext;  // before s can be pushed anywhere again
+        s->notified.store(0, std::memory_order_release);
+        int sc = s->sizeclass;
+        if (s->list == kListOwnedFull) {  // its pending frees make it partial
+            owned_full[sc].remove(s);
+            owned_partial[sc].push_back(s, kListOwnedPartial);
+        }
+        s = next;  // current spans and owned_partial ones are drained when used
+    }
+}
+
+void MCache::give_back(MSpan* s) {
+    if (!mheap.central[s->sizeclass].uncache_span(s)) {
+        // On our notify stack: keep it; take_notified will list it.
+        owned_partial[s->sizeclass].push_back(s, kListOwnedPartial);
+    }
+}
+
+void MCache::settle(MSpan* s) {
+    int sc = s->sizeclass;
+    std::uint32_t used = s->allocCount.load(std::memory_order_relaxed);
+    bool pending = s->remoteCount.load(std::memory_order_acquire) != 0;
+    if (used == 0 && !pending) {
+        if (owned_empty[sc] < kMaxOwnedEmpty) {
+            owned_empty[sc]++;
+            owned_partial[sc].push_back(s, kListOwnedPartial);
+        } else {
+            give_back(s);
+        }
+    } else if (used < s->nelems || pending) {
+        owned_partial[sc].push_back(s, kListOwnedPartial);
+    } else {
+        owned_full[sc].push_back(s, kListOwnedFull);
+    }
+}
+
+void MCache::owned_free(const char* fn, std::uintptr_t a, MSpan* s, std::uint32_t idx) {
+    std::uint32_t w = idx >> 6;
+    std::uint64_t bit = std::uint64_t{1} << (idx & 63);
+    std::uint64_t x = s->allocBits[w].load(std::memory_order_relaxed);
+    if (GA_UNLIKELY(!(x & bit))) misuse_double_free(fn, a, s);
+    s->allocBits[w].store(x & ~bit, std::memory_order_relaxed);
+    int sc = s->sizeclass;
+    alloc[sc].nfree++;
+    std::uint32_t used = s->allocCount.load(std::memory_order_relaxed) - 1;
+    s->allocCount.store(used, std::memory_order_relaxed);
+    if (s->list == kListOwnedFull) {
+        owned_full[sc].remove(s);
+        owned_partial[sc].push_back(s, kListOwnedPartial);
+    }
+    if (used == 0 && s->remoteCount.load(std::memory_order_acquire) == 0) {
+        if (owned_empty[sc] < kMaxOwnedEmpty) {
+            owned_empty[sc]++;
+        } else {
+            owned_partial[sc].remove(s);
+            give_back(s);
+        }
+    }
+}
+
+// The entry's span is done with (full, or the thread is flushing): it stays
+// owned, on the list its state calls for.
 void MCache::release_span(MCacheEntry* e) {
     MSpan* s = e->span;
     s->allocCount.store(s->count_alloc(), std::memory_order_relaxed);
     e->span = nullptr;
     e->cache = 0;
     e->bitsWord = nullptr;
-    mheap.central[s->sizeclass].uncache_span(s);
+    settle(s);
 }
 
 bool MCache::refill(int sc) {
@@ -170,7 +248,21 @@ bool MCache::refill(int sc) {
         release_span(e);
     }
     merge_stats(sc);
-    MSpan* s = mheap.central[sc].cache_span();
+    if (notify_head.load(std::memory_order_relaxed) != nullptr) take_notified();
+    MSpan* s;
+    while ((s = owned_partial[sc].pop_front()) != nullptr) {
+        if (s->remoteCount.load(std::memory_order_acquire) != 0) {
+            s->drain_remote();
+            s->allocCount.store(s->count_alloc(), std::memory_order_relaxed);
+        }
+        std::uint32_t used = s->allocCount.load(std::memory_order_relaxed);
+        if (used < s->nelems) {
+            if (used == 0 && owned_empty[sc] > 0) owned_empty[sc]--;
+            break;
+        }
+        owned_full[sc].push_back(s, kListOwnedFull);
+    }
+    if (s == nullptr) s = mheap.central[sc].cache_span(this);
     if (s == nullptr) return false;
     e->span = s;
     e->elemsize = s->elemsize;
@@ -178,10 +270,41 @@ bool MCache::refill(int sc) {
     return next_word(e);
 }
 
+// Give every owned span back to the mcentrals. A span a remote freer pushes
+// on our notify stack meanwhile is refused by uncache_span and comes back to
+// owned_partial; popping the stack again lets it go. Once no span names us as
+// owner, nobody pushes any more, so the loop ends.
 void MCache::flush() {
-    for (int sc = 1; sc < kNumSizeClasses; sc++) {
-        if (alloc[sc].span != nullptr) release_span(&alloc[sc]);
-        merge_stats(sc);
+    for (;;) {
+        take_notified();
+        bool again = false;
+        for (int sc = 1; sc < kNumSizeClasses; sc++) {
+            MCacheEntry* e = &alloc[sc];
+            if (e->span != nullptr) {
+                MSpan* s = e->span;
+                s->allocCount.store(s->count_alloc(), std::memory_order_relaxed);
+                e->span = nullptr;
+                e->cache = 0;
+                e->bitsWord = nullptr;
+                if (!mheap.central[sc].uncache_span(s)) {
+                    owned_partial[sc].push_back(s, kListOwnedPartial);
+                    again = true;
+                }
+            }
+            for (SpanList* l : {&owned_partial[sc], &owned_full[sc]}) {
+                SpanList keep;
+                while (MSpan* s = l->pop_front()) {
+                    if (!mheap.central[sc].uncache_span(s)) {
+                        keep.push_back(s, kListOwnedPartial);
+                        again = true;
+                    }
+                }
+                while (MSpan* s = keep.pop_front()) owned_partial[sc].push_back(s, kListOwnedPartial);
+            }
+            owned_empty[sc] = 0;
+            merge_stats(sc);
+        }
+        if (!again) return;
     }
 }
 

@@ -9,8 +9,19 @@
 // allocBit directly; the entry finds it when its current word runs out
 // (refill scans the span's words before giving the span up).
 //
+// Ownership: every span an mcache takes from its mcentral stays owned by the
+// thread until it is empty or the thread exits — not only the one its entry
+// allocates from. This is where goalloc departs from Go, which has no free:
+// a thread that fills spans and later frees their objects (building and
+// dropping a tree, a batch, a request's buffers) frees into spans it owns,
+// without atomics, and reuses them first. Owned spans are on two per-class
+// lists kept by the thread alone: owned_partial (free objects known) and
+// owned_full. Other threads' frees into an owned span go to its remoteBits;
+// the first of them pushes the span on the owner's notify stack, which the
+// owner drains when it refills.
+//
 // Invariants for an entry with span != nullptr:
-//   span->cached == 1, and span is in no mcentral list
+//   span->owner == this mcache, and span is on no list
 //   span->allocBits[word] == ~cache
 //   wordBase == span->base + word * 64 * elemsize
 // An entry with span == nullptr has cache == 0, so the fast path falls to refill.
@@ -26,6 +37,7 @@
 #include <cstdint>
 
 #include "lock.h"
+#include "mcentral.h"
 #include "mspan.h"
 #include "sizeclasses.h"
 
@@ -46,6 +58,12 @@ static_assert(sizeof(MCacheEntry) == 64, "an entry is one cache line");
 
 struct alignas(64) MCache {
     MCacheEntry alloc[kNumSizeClasses];
+    SpanList owned_partial[kNumSizeClasses];  // owner thread only
+    SpanList owned_full[kNumSizeClasses];     // owner thread only
+    // Spans with a first pending remote free: pushed by other threads holding
+    // the span's mcentral lock, popped (all at once) by the owner.
+    std::atomic<MSpan*> notify_head{nullptr};
+    std::uint32_t owned_empty[kNumSizeClasses] = {};  // owner thread: empty spans kept
     MCache* next = nullptr;  // registry (mcache list lock)
     MCache* prev = nullptr;
 
@@ -55,11 +73,19 @@ struct alignas(64) MCache {
     // Give every span back to its mcentral and merge statistics.
     void flush();
     void merge_stats(int sizeclass);
+    // The owning thread frees object idx of s, an owned span other than its
+    // entry's current one. Aborts on a double free.
+    void owned_free(const char* fn, std::uintptr_t a, MSpan* s, std::uint32_t idx);
+    // Called by a remote freer holding s's mcentral lock, s->owner == this.
+    void notify_locked(MSpan* s);
 
 private:
+    void take_notified();
+    void settle(MSpan* s);  // after a drain: list s by its state, or give it back
     bool next_word(MCacheEntry* e);
     void load_word(MCacheEntry* e, std::uint32_t w);
     void release_span(MCacheEntry* e);
+    void give_back(MSpan* s);
 };
 
 // The calling thread's mcache (initial-exec TLS: one instruction to reach;

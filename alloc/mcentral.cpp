@@ -29,7 +29,7 @@ MSpan* SpanList::pop_front() {
     return s;
 }
 
-MSpan* MCentral::cache_span() {
+MSpan* MCentral::cache_span(MCache* c) {
     lock.lock();
     // Visit each partial span at most once: a span whose only free objects are
     // still in flight (remoteCount > 0, bits not yet published) goes to the back.
@@ -40,7 +40,7 @@ MSpan* MCentral::cache_span() {
         s->allocCount.store(used, std::memory_order_relaxed);
         if (used < s->nelems) {
             if (used == 0 && nempty > 0) nempty--;
-            s->cached.store(1, std::memory_order_seq_cst);
+            s->owner.store(c, std::memory_order_seq_cst);
             lock.unlock();
             return s;
         }
@@ -51,13 +51,22 @@ MSpan* MCentral::cache_span() {
     }
     lock.unlock();
     MSpan* s = mheap.alloc_span(class_to_allocnpages[sizeclass], sizeclass, SpanKind::Malloc);
-    if (s != nullptr) s->cached.store(1, std::memory_order_seq_cst);
+    if (s != nullptr) {
+        lock.lock();  // owner changes under the lock
+        s->owner.store(c, std::memory_order_seq_cst);
+        lock.unlock();
+    }
     return s;
 }
 
-void MCentral::uncache_span(MSpan* s) {
+bool MCentral::uncache_span(MSpan* s) {
     lock.lock();
-    s->cached.store(0, std::memory_order_seq_cst);
+    GA_ASSERT(s->list == kListNone);
+    if (s->notified.load(std::memory_order_relaxed) != 0) {  // pushers hold this lock
+        lock.unlock();
+        return false;
+    }
+    s->owner.store(nullptr, std::memory_order_seq_cst);
     std::uint32_t used = s->allocCount.load(std::memory_order_relaxed);
     if (s->remoteCount.load(std::memory_order_seq_cst) != 0) {
         s->drain_remote();
@@ -73,6 +82,7 @@ void MCentral::uncache_span(MSpan* s) {
         full.push_back(s, kListFull);
     }
     lock.unlock();
+    return true;
 }
 
 void MCentral::put_empty_locked(MSpan* s) {
@@ -87,7 +97,7 @@ void MCentral::put_empty_locked(MSpan* s) {
 
 void MCentral::remote_free_locked(MSpan* s) {
     GA_ASSERT_LOCK_HELD(lock);
-    if (s->cached.load(std::memory_order_seq_cst)) return;  // its mcache will drain it
+    if (s->owner.load(std::memory_order_seq_cst) != nullptr) return;  // its owner drains it
     std::uint32_t pending = s->remoteCount.load(std::memory_order_seq_cst);
     if (pending < s->allocCount.load(std::memory_order_relaxed)) {
         // Not empty yet: make sure an mcache can find it; it drains on caching.

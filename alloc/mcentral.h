@@ -1,27 +1,30 @@
 // mcentral.h — the central free lists: one per size class of the malloc heap.
 //
-// An mcentral holds the spans of its class that no mcache holds, in two lists:
+// An mcentral holds the spans of its class that no thread owns, in two lists:
 //   partial  spans that have (or may soon have, through pending remote frees)
 //            free objects;
 //   full     spans with every object allocated and nothing pending.
-// mcaches take spans from partial (cache_span) and give them back when they
-// are full or when their thread exits (uncache_span). A span is in at most one
-// list, and never in a list while cached (span.cached == 1).
+// mcaches take spans from partial (cache_span) and own them from then on:
+// the owning thread allocates from them and frees into them without atomics,
+// full or not, until a span is empty or the thread exits; then it comes back
+// (uncache_span). A span is in at most one list, and never in an mcentral list
+// while owned (span.owner != nullptr).
 //
 // Empty spans: an mcentral keeps up to kMaxEmptySpans spans with no live
 // object at the back of its partial list, so a program that repeatedly fills
 // and empties a span does not go to the mheap each time; further empty spans
 // go back to the mheap at once, and ga_release_free_memory returns all.
 //
-// Remote frees (a thread frees an object of a span it does not hold) are
+// Remote frees (a thread frees an object of a span it does not own) are
 // lock-free: the freeing thread sets the object's bit in span.remoteBits. It
-// takes this lock only when it is the first pending remote free on an uncached
-// span (to move the span from full to partial) or when its free may empty the
-// span (to give it back to the mheap). See free path in malloc.cpp.
+// takes this lock only when it is the first pending remote free on a span
+// (to move an unowned span from full to partial, or to push an owned span on
+// its owner's notify stack) or when its free may empty an unowned span (to
+// give it back). See the free path in malloc.cpp.
 //
 // The ordering argument for "no span is stranded in full with a free object":
 // the remote freer does remoteCount.fetch_add (seq_cst) and then loads
-// span.cached (seq_cst); uncache_span stores cached = 0 (seq_cst) and then
+// span.owner (seq_cst); uncache_span stores owner = nullptr (seq_cst) and then
 // loads remoteCount. One of the two sees the other, so either the freer
 // notifies under the lock or the span goes to partial.
 //
@@ -54,11 +57,13 @@ struct alignas(64) MCentral {
     SpanList full;          // lock
     std::size_t nempty = 0; // lock: spans in partial known to be empty
 
-    // A span with at least one free object, marked cached, drained of remote
-    // frees, with allocCount exact. nullptr if memory is exhausted.
-    MSpan* cache_span();
-    // Give back a span the caller's mcache held; allocCount must be exact.
-    void uncache_span(MSpan* s);
+    // A span with at least one free object, owned by c from now on, drained
+    // of remote frees, with allocCount exact. nullptr if memory is exhausted.
+    MSpan* cache_span(MCache* c);
+    // Take back a span its owner gives up (on no owner list); allocCount must
+    // be exact. Refuses (false) a span that sits on its owner's notify stack:
+    // the owner must pop the stack first.
+    bool uncache_span(MSpan* s);
     // Caller holds lock and has published a remote free on s: move s from full
     // to partial, and if its pending frees may empty it, drain it and keep or
     // give it back as an empty span.

@@ -31,7 +31,9 @@ void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k) {
     }
     allocCount.store(0, std::memory_order_relaxed);
     remoteCount.store(0, std::memory_order_relaxed);
-    cached.store(0, std::memory_order_relaxed);
+    owner.store(nullptr, std::memory_order_relaxed);
+    notified.store(0, std::memory_order_relaxed);
+    notifyNext = nullptr;
     list = kListNone;
     next = prev = nullptr;
 }

@@ -27,11 +27,13 @@
 //   base..kind, state:   mheap.allocSpan/freeSpan under mheap.lock.
 //   allocBits:           the holder only (relaxed atomic stores so that other
 //                        threads may read them to check a free).
-//   allocCount:          the holder; exact whenever the span is not cached.
-//   cached:              mcentral, under its lock.
-//   next/prev/list:      mcentral, under its lock.
+//   allocCount:          the holder; exact whenever the span is not the one an
+//                        mcache entry allocates from (pending remote frees count
+//                        as allocated until drained).
+//   owner:               mcentral, under its lock.
+//   next/prev/list:      mcentral under its lock, or the owning thread.
 //   remoteBits/Count:    any thread, with atomic RMW; cleared by the holder (drain).
-// Invariant, for an uncached span at rest:
+// Invariant, for a span no mcache entry allocates from, at rest:
 //   allocCount == popcount(allocBits without tail) and
 //   live objects == allocCount - popcount(remoteBits).
 #pragma once
@@ -54,13 +56,24 @@ enum class SpanState : std::uint8_t { Dead = 0, InUse = 1, LargeCached = 2 };
 // Malloc spans are freed explicitly and never swept; Collected spans belong to
 // the garbage collector and are swept. They never share an mcentral.
 enum class SpanKind : std::uint8_t { Malloc = 0, Collected = 1 };
-enum SpanListId : std::uint8_t { kListNone = 0, kListPartial = 1, kListFull = 2 };
+// Which list a span is on: an mcentral's (partial, full), or, while a thread
+// owns it, that thread's mcache's (owned partial, owned full). The span an
+// mcache entry allocates from is on no list.
+enum SpanListId : std::uint8_t {
+    kListNone = 0,
+    kListPartial = 1,
+    kListFull = 2,
+    kListOwnedPartial = 3,
+    kListOwnedFull = 4,
+};
 
 // Span class = size class << 1 | noscan (Go's spanClass).
 inline constexpr std::uint8_t make_spanclass(int sizeclass, bool noscan) {
     return static_cast<std::uint8_t>(sizeclass << 1 | (noscan ? 1 : 0));
 }
 inline constexpr int kNumSpanClasses = kNumSizeClasses << 1;
+
+struct MCache;
 
 struct alignas(64) MSpan {
     // --- immutable while in use (mheap.lock when set) ---
@@ -83,11 +96,19 @@ struct alignas(64) MSpan {
     std::atomic<std::uint32_t> allocCount{0};
     std::atomic<std::uint32_t> sweepgen{0};  // for the collector (Go's sweepgen states)
 
-    // --- mcentral (its lock) ---
-    std::atomic<std::uint8_t> cached{0};
+    // --- ownership ---
+    // owner: the mcache that holds the span, or nullptr while its mcentral
+    // does. Changed only under the mcentral lock (cache_span, uncache_span).
+    std::atomic<MCache*> owner{nullptr};
+    // Lists: an mcentral's under its lock, or the owner's (owner thread only).
     std::uint8_t list = kListNone;
     MSpan* next = nullptr;
     MSpan* prev = nullptr;
+    // The owner's notify stack: a remote freer that finds the first pending
+    // free on an owned span pushes it there (under the mcentral lock), so the
+    // owner learns of free objects in spans it is not looking at.
+    std::atomic<std::uint8_t> notified{0};
+    MSpan* notifyNext = nullptr;
 
     // --- any thread (atomic RMW); its own cache line, away from the holder's fields ---
     alignas(64) std::atomic<std::uint32_t> remoteCount{0};

@@ -33,11 +33,11 @@ void check_lists(MCentral& c) {
         std::size_t n = 0;
         for (MSpan* s = lists[l]->head; s != nullptr; s = s->next, n++) {
             if (s->state.load(std::memory_order_relaxed) != SpanState::InUse) broken("dead span in mcentral", s, s->base);
-            if (s->cached.load(std::memory_order_relaxed)) broken("cached span in an mcentral list", s, s->base);
+            if (s->owner.load(std::memory_order_relaxed) != nullptr) broken("owned span in an mcentral list", s, s->base);
             if (s->sizeclass != c.sizeclass) broken("span in the wrong mcentral", s, s->base);
             if (s->list != ids[l]) broken("span list tag disagrees with its list", s, s->base);
             if (s->allocCount.load(std::memory_order_relaxed) != s->count_alloc())
-                broken("allocCount of an uncached span differs from its allocBits", s, s->base);
+                broken("allocCount of an unowned span differs from its allocBits", s, s->base);
             if (l == 1 && s->allocCount.load(std::memory_order_relaxed) != s->nelems &&
                 s->remoteCount.load(std::memory_order_relaxed) == 0)
                 broken("span with free objects in the full list", s, s->base);

@@ -15,6 +15,7 @@
 using namespace goalloc;
 
 namespace {
+MCache fake_owner;  // stands for a thread's mcache in the mcentral tests
 std::uint64_t SpansInUse() { return mheap.spans_in_use.load(); }
 void MarkAllocated(MSpan* s, std::uint32_t n) {
     for (std::uint32_t i = 0; i < n; i++) s->allocBits[i / 64].fetch_or(std::uint64_t{1} << (i % 64));
@@ -80,22 +81,23 @@ TEST(MCentral, SpansMoveBetweenFullAndPartialAndEmptyOnesGoBackToTheHeap) {
     heap_init();
     MCentral& c = mheap.central[5];
     std::uint64_t spans0 = SpansInUse();
-    MSpan* a = c.cache_span();
+    MSpan* a = c.cache_span(&fake_owner);
     ASSERT_NE(a, nullptr);
-    EXPECT_EQ(a->cached.load(), 1u);
+    EXPECT_EQ(a->owner.load(), &fake_owner);
     EXPECT_EQ(SpansInUse(), spans0 + 1);
     MarkAllocated(a, a->nelems);
-    c.uncache_span(a);
+    EXPECT_TRUE(c.uncache_span(a));
+    EXPECT_EQ(a->owner.load(), nullptr);
     EXPECT_EQ(c.full.count, 1u);
     EXPECT_EQ(a->list, kListFull);
 
-    MSpan* b = c.cache_span();  // partial is empty: a fresh span
+    MSpan* b = c.cache_span(&fake_owner);  // partial is empty: a fresh span
     ASSERT_NE(b, nullptr);
     EXPECT_NE(b, a);
     MarkAllocated(b, 10);
     c.uncache_span(b);
     EXPECT_EQ(c.partial.count, 1u);
-    EXPECT_EQ(c.cache_span(), b);  // partial first
+    EXPECT_EQ(c.cache_span(&fake_owner), b);  // partial first
     EXPECT_EQ(b->allocCount.load(), 10u);
 
     // Empty it and give it back: the mcentral keeps one empty span...
@@ -106,10 +108,10 @@ TEST(MCentral, SpansMoveBetweenFullAndPartialAndEmptyOnesGoBackToTheHeap) {
     EXPECT_EQ(c.partial.count, 1u);
     EXPECT_EQ(c.nempty, 1u);
     // ...and gives a second one back to the heap at once.
-    MSpan* d = c.cache_span();
+    MSpan* d = c.cache_span(&fake_owner);
     EXPECT_EQ(d, b);  // the kept empty span is reused first
     EXPECT_EQ(c.nempty, 0u);
-    MSpan* e = c.cache_span();
+    MSpan* e = c.cache_span(&fake_owner);
     ASSERT_NE(e, nullptr);
     EXPECT_EQ(SpansInUse(), spans0 + 3);
     c.uncache_span(d);
@@ -155,29 +157,80 @@ TEST(MCache, ObjectFreedElsewhereInTheSpanIsReusedBeforeANewSpan) {
     ga_free(early);
 }
 
-TEST(MCache, RemoteFreesOfFullSpansGiveThemBackToTheHeap) {
+TEST(MCache, OwnerFreesIntoItsFullSpansAndReusesThem) {
     ga_release_free_memory();
-    std::uint64_t live0 = ga_heap_validate();
     std::vector<void*> objs;
     for (int i = 0; i < 1024; i++) objs.push_back(ga_malloc(16));  // exactly two spans
-    void* next = ga_malloc(16);  // forces the second full span back to mcentral
+    void* next = ga_malloc(16);  // the entry moves on to a third span
+    MSpan* s1 = span_of(reinterpret_cast<std::uintptr_t>(objs[0]));
+    ASSERT_NE(s1, span_of(reinterpret_cast<std::uintptr_t>(next)));
+    EXPECT_EQ(s1->owner.load(), tls_mcache);  // full, and still ours
+    EXPECT_EQ(s1->list, kListOwnedFull);
+    std::uint64_t spans = SpansInUse();
+    for (int i = 0; i < 512; i++) ga_free(objs[i]);  // empties s1: kept, owned
+    EXPECT_EQ(s1->allocCount.load(), 0u);
+    EXPECT_EQ(s1->owner.load(), tls_mcache);
+    EXPECT_EQ(SpansInUse(), spans);
+    // Filling the third span and beyond reuses s1 before any new span.
+    std::set<MSpan*> seen;
+    std::vector<void*> more;
+    for (int i = 0; i < 1023; i++) {
+        more.push_back(ga_malloc(16));
+        seen.insert(span_of(reinterpret_cast<std::uintptr_t>(more.back())));
+    }
+    EXPECT_TRUE(seen.count(s1));
+    EXPECT_EQ(SpansInUse(), spans);
+    for (void* p : more) ga_free(p);
+    for (int i = 512; i < 1024; i++) ga_free(objs[i]);
+    ga_free(next);
+}
+
+TEST(MCache, RemoteFreesIntoOwnedSpansReachTheOwner) {
+    ga_release_free_memory();
+    std::vector<void*> objs;
+    for (int i = 0; i < 1024; i++) objs.push_back(ga_malloc(16));
+    void* next = ga_malloc(16);
     MSpan* s1 = span_of(reinterpret_cast<std::uintptr_t>(objs[0]));
     MSpan* s2 = span_of(reinterpret_cast<std::uintptr_t>(objs[512]));
-    ASSERT_NE(s1, s2);
-    ASSERT_NE(span_of(reinterpret_cast<std::uintptr_t>(next)), s2);
-    EXPECT_EQ(s1->list, kListFull);
-    EXPECT_EQ(s2->list, kListFull);
     std::uint64_t spans = SpansInUse();
     std::thread([&] {
         for (void* p : objs) ga_free(p);  // every free is remote
     }).join();
+    EXPECT_EQ(s1->owner.load(), tls_mcache);  // still owned, with pending frees
+    EXPECT_EQ(s1->remoteCount.load(), 512u);
+    EXPECT_NE(tls_mcache->notify_head.load(), nullptr);  // and we were told
+    // The owner reuses both spans before taking a new one.
+    std::set<MSpan*> seen;
+    for (int i = 0; i < 1024; i++) {
+        objs[i] = ga_malloc(16);
+        seen.insert(span_of(reinterpret_cast<std::uintptr_t>(objs[i])));
+    }
+    EXPECT_TRUE(seen.count(s1) && seen.count(s2));
+    EXPECT_EQ(SpansInUse(), spans);
+    for (void* p : objs) ga_free(p);
+    ga_free(next);
+    ga_thread_flush();
+}
+
+TEST(MCache, RemoteFreesOfUnownedSpansGiveThemBackToTheHeap) {
+    ga_release_free_memory();
+    std::uint64_t live0 = ga_heap_validate();
+    std::vector<void*> objs;
+    std::thread([&] {
+        for (int i = 0; i < 1024; i++) objs.push_back(ga_malloc(16));  // two full spans
+    }).join();  // the thread's exit gives them to the mcentral
+    MSpan* s1 = span_of(reinterpret_cast<std::uintptr_t>(objs[0]));
+    MSpan* s2 = span_of(reinterpret_cast<std::uintptr_t>(objs[512]));
+    EXPECT_EQ(s1->owner.load(), nullptr);
+    EXPECT_EQ(s1->list, kListFull);
+    EXPECT_EQ(s2->list, kListFull);
+    std::uint64_t spans = SpansInUse();
+    for (void* p : objs) ga_free(p);  // remote: no thread owns them
     // The first span to empty is kept (kMaxEmptySpans == 1), the second goes back.
     EXPECT_EQ(SpansInUse(), spans - 1);
     EXPECT_EQ(mheap.central[2].nempty, 1u);
-    EXPECT_EQ(span_of(reinterpret_cast<std::uintptr_t>(objs[512])), nullptr);
-    ga_free(next);
     ga_release_free_memory();
-    EXPECT_EQ(SpansInUse(), spans - 3);  // the kept span and next's span too
+    EXPECT_EQ(SpansInUse(), spans - 2);
     EXPECT_EQ(ga_heap_validate(), live0);
 }
 
