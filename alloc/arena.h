@@ -42,6 +42,7 @@ struct PageSummary {
     std::uint32_t start = 0;  // free pages at the start of the arena
     std::uint32_t end = 0;    // free pages at the end
     std::uint32_t max = 0;    // longest free run
+    std::uint32_t maxAt = 0;  // where a longest run starts (for incremental updates)
 };
 
 struct HeapArena {

@@ -150,9 +150,24 @@ bool MCache::next_word(MCacheEntry* e) {
     return false;
 }
 
-// Empty spans a thread keeps per class before giving more back: enough for a
-// batch that fills and empties a span or two to reuse them without locks.
-static constexpr std::uint32_t kMaxOwnedEmpty = 2;
+// Empty spans a thread keeps before giving more back, so that a batch that
+// fills and empties spans reuses them without locks or page-heap work: up to
+// kOwnedEmptyBytes in all (and at least one span of any class).
+static constexpr std::size_t kOwnedEmptyBytes = std::size_t{1} << 20;
+
+bool MCache::keep_empty(int sc) {
+    std::size_t bytes = std::size_t{class_to_allocnpages[sc]} * kPageSize;
+    if (owned_empty[sc] != 0 && owned_empty_bytes + bytes > kOwnedEmptyBytes) return false;
+    owned_empty[sc]++;
+    owned_empty_bytes += bytes;
+    return true;
+}
+
+void MCache::unkeep_empty(int sc) {
+    if (owned_empty[sc] == 0) return;
+    owned_empty[sc]--;
+    owned_empty_bytes -= std::size_t{class_to_allocnpages[sc]} * kPageSize;
+}
 
 void MCache::notify_locked(MSpan* s) {
     // Caller: a remote freer holding s's mcentral lock, with s->owner == this
@@ -189,8 +204,7 @@ void MCache::settle(MSpan* s) {
     std::uint32_t used = s->allocCount.load(std::memory_order_relaxed);
     bool pending = s->remoteCount.load(std::memory_order_acquire) != 0;
     if (used == 0 && !pending) {
-        if (owned_empty[sc] < kMaxOwnedEmpty) {
-            owned_empty[sc]++;
+        if (keep_empty(sc)) {
             owned_partial[sc].push_back(s, kListOwnedPartial);
         } else {
             give_back(s);
@@ -217,9 +231,7 @@ void MCache::owned_free(const char* fn, std::uintptr_t a, MSpan* s, std::uint32_
         owned_partial[sc].push_back(s, kListOwnedPartial);
     }
     if (used == 0 && s->remoteCount.load(std::memory_order_acquire) == 0) {
-        if (owned_empty[sc] < kMaxOwnedEmpty) {
-            owned_empty[sc]++;
-        } else {
+        if (!keep_empty(sc)) {
             owned_partial[sc].remove(s);
             give_back(s);
         }
@@ -257,7 +269,7 @@ bool MCache::refill(int sc) {
         }
         std::uint32_t used = s->allocCount.load(std::memory_order_relaxed);
         if (used < s->nelems) {
-            if (used == 0 && owned_empty[sc] > 0) owned_empty[sc]--;
+            if (used == 0) unkeep_empty(sc);
             break;
         }
         owned_full[sc].push_back(s, kListOwnedFull);
@@ -302,6 +314,7 @@ void MCache::flush() {
                 while (MSpan* s = keep.pop_front()) owned_partial[sc].push_back(s, kListOwnedPartial);
             }
             owned_empty[sc] = 0;
+            owned_empty_bytes = 0;
             merge_stats(sc);
         }
         if (!again) return;

@@ -64,6 +64,7 @@ struct alignas(64) MCache {
     // the span's mcentral lock, popped (all at once) by the owner.
     std::atomic<MSpan*> notify_head{nullptr};
     std::uint32_t owned_empty[kNumSizeClasses] = {};  // owner thread: empty spans kept
+    std::size_t owned_empty_bytes = 0;                // owner thread: their bytes
     MCache* next = nullptr;  // registry (mcache list lock)
     MCache* prev = nullptr;
 
@@ -81,6 +82,8 @@ struct alignas(64) MCache {
 
 private:
     void take_notified();
+    bool keep_empty(int sc);  // count one more kept empty span, if the budget allows
+    void unkeep_empty(int sc);
     void settle(MSpan* s);  // after a drain: list s by its state, or give it back
     bool next_word(MCacheEntry* e);
     void load_word(MCacheEntry* e, std::uint32_t w);

@@ -80,55 +80,92 @@ std::size_t bitmap_count(const std::uint64_t* bits, std::size_t start, std::size
     return c;
 }
 
+static std::size_t bitmap_prev_clear(const std::uint64_t* bits, std::size_t before) {
+    // The highest clear bit below `before`, or kNoPos.
+    if (before == 0) return kNoPos;
+    std::size_t w = (before - 1) >> 6;
+    std::uint64_t x = ~bits[w];
+    std::size_t top = (before - 1) & 63;
+    if (top != 63) x &= (std::uint64_t{2} << top) - 1;
+    while (x == 0) {
+        if (w == 0) return kNoPos;
+        x = ~bits[--w];
+    }
+    return (w << 6) + 63 - static_cast<std::size_t>(__builtin_clzll(x));
+}
+
 // One pass over the words: all-free and all-used words cost one compare; a
-// mixed word adds its trailing run to the current one, its longest inner run
-// (by repeated x &= x << 1), and starts a new run with its leading free pages.
+// mixed word adds its trailing run to the current one, finds its longest inner
+// run (by repeated y &= y << 1: after k-1 steps, bit i of y says bits
+// i-k+1..i of x are all set), and starts a new run with its leading free pages.
 PageSummary summarize(const std::uint64_t* bits) {
     constexpr std::uint64_t kAll = ~std::uint64_t{0};
     PageSummary s;
-    std::size_t w = 0;
-    std::size_t start = 0;
-    while (w < kArenaBitmapWords && bits[w] == kAll) {
-        start += 64;
-        w++;
-    }
-    if (w == kArenaBitmapWords) {
-        s.start = s.end = s.max = kPagesPerArena;
-        return s;
-    }
-    start += static_cast<std::size_t>(__builtin_ctzll(~bits[w]));
-    std::size_t end = 0;
-    for (std::size_t v = kArenaBitmapWords; v-- > 0;) {
-        if (bits[v] != kAll) {
-            end += static_cast<std::size_t>(__builtin_clzll(~bits[v]));
-            break;
-        }
-        end += 64;
-    }
-    std::size_t max = 0, cur = 0;
-    for (w = 0; w < kArenaBitmapWords; w++) {
+    std::size_t max = 0, max_at = 0, cur = 0, cur_at = 0;
+    for (std::size_t w = 0; w < kArenaBitmapWords; w++) {
         std::uint64_t x = bits[w];
         if (x == kAll) {
+            if (cur == 0) cur_at = w * 64;
             cur += 64;
             continue;
         }
         if (x == 0) {
-            if (cur > max) max = cur;
+            if (cur > max) max = cur, max_at = cur_at;
             cur = 0;
             continue;
         }
-        cur += static_cast<std::size_t>(__builtin_ctzll(~x));  // run continuing from below
-        if (cur > max) max = cur;
-        std::size_t inner = 0;
-        for (std::uint64_t y = x; y != 0; y &= y << 1) inner++;
-        if (inner > max) max = inner;
-        cur = static_cast<std::size_t>(__builtin_clzll(~x));   // run continuing upward
+        std::size_t t = static_cast<std::size_t>(__builtin_ctzll(~x));  // run continuing from below
+        if (t != 0 && cur == 0) cur_at = w * 64;
+        cur += t;
+        if (cur > max) max = cur, max_at = cur_at;
+        std::size_t k = 0;
+        std::uint64_t last = 0;
+        for (std::uint64_t y = x; y != 0; y &= y << 1) {
+            last = y;
+            k++;
+        }
+        if (k > max) max = k, max_at = w * 64 + static_cast<std::size_t>(__builtin_ctzll(last)) - (k - 1);
+        std::size_t l = static_cast<std::size_t>(__builtin_clzll(~x));  // run continuing upward
+        cur = l;
+        cur_at = w * 64 + 64 - l;
     }
-    if (cur > max) max = cur;
+    if (cur > max) max = cur, max_at = cur_at;
+    std::size_t start = bitmap_next_clear(bits, kPagesPerArena, 0);
+    if (start == kNoPos) start = kPagesPerArena;
+    std::size_t last_used = bitmap_prev_clear(bits, kPagesPerArena);
     s.start = static_cast<std::uint32_t>(start);
-    s.end = static_cast<std::uint32_t>(end);
+    s.end = static_cast<std::uint32_t>(last_used == kNoPos ? kPagesPerArena : kPagesPerArena - 1 - last_used);
     s.max = static_cast<std::uint32_t>(max);
+    s.maxAt = static_cast<std::uint32_t>(max_at);
     return s;
+}
+
+// Pages [first, first+n) of a went from free to used: adjust the summary, and
+// recount only if the range cut into the longest run.
+static void summary_after_alloc(HeapArena* a, std::size_t first, std::size_t n) {
+    PageSummary& s = a->sum;
+    if (first < s.maxAt + s.max && first + n > s.maxAt) {
+        s = summarize(a->pageFree);
+        return;
+    }
+    if (first < s.start) s.start = static_cast<std::uint32_t>(first);
+    if (first + n > kPagesPerArena - s.end) s.end = static_cast<std::uint32_t>(kPagesPerArena - (first + n));
+}
+
+// Pages [first, first+n) went from used to free: the run they join may be the
+// new longest, the new start run or the new end run.
+static void summary_after_free(HeapArena* a, std::size_t first, std::size_t n) {
+    PageSummary& s = a->sum;
+    std::size_t l = bitmap_prev_clear(a->pageFree, first);
+    l = l == kNoPos ? 0 : l + 1;
+    std::size_t r = bitmap_next_clear(a->pageFree, kPagesPerArena, first + n);
+    if (r == kNoPos) r = kPagesPerArena;
+    if (r - l > s.max) {
+        s.max = static_cast<std::uint32_t>(r - l);
+        s.maxAt = static_cast<std::uint32_t>(l);
+    }
+    if (l == 0) s.start = static_cast<std::uint32_t>(r);
+    if (r == kPagesPerArena) s.end = static_cast<std::uint32_t>(kPagesPerArena - l);
 }
 
 bool PageAlloc::add_arena(HeapArena* a) {
@@ -264,7 +301,7 @@ void PageAlloc::take(std::uintptr_t found, std::size_t npages, std::size_t* scav
         bitmap_clear(a->pageScav, first, n);
         nscav += s;
         if (s != n) dirty = true;
-        a->sum = summarize(a->pageFree);
+        summary_after_alloc(a, first, n);
     });
     free_pages_ -= npages;
     scav_pages_ -= nscav;
@@ -276,9 +313,9 @@ void PageAlloc::take(std::uintptr_t found, std::size_t npages, std::size_t* scav
 void PageAlloc::free(std::uintptr_t base, std::size_t npages) {
     std::size_t first_arena = find_arena(base);
     for_each_piece(base, npages, [&](HeapArena* a, std::size_t first, std::size_t n) {
-        GA_CHECK(bitmap_count(a->pageFree, first, n) == 0);
+        GA_ASSERT(bitmap_count(a->pageFree, first, n) == 0);
         bitmap_set(a->pageFree, first, n);
-        a->sum = summarize(a->pageFree);
+        summary_after_free(a, first, n);
     });
     free_pages_ += npages;
     if (first_arena < hint_) hint_ = first_arena;
@@ -292,6 +329,8 @@ void PageAlloc::validate() const {
         PageSummary s = summarize(a->pageFree);
         if (s.start != a->sum.start || s.end != a->sum.end || s.max != a->sum.max)
             throw_fatal("pagealloc: stale arena summary");
+        if (a->sum.max != 0 && bitmap_count(a->pageFree, a->sum.maxAt, a->sum.max) != a->sum.max)
+            throw_fatal("pagealloc: summary's longest run is not free");
         if (i < hint_ && s.max != 0) throw_fatal("pagealloc: free page below the search hint");
         if (a->mappedPages < kPagesPerArena &&
             bitmap_count(a->pageFree, a->mappedPages, kPagesPerArena - a->mappedPages) != 0)

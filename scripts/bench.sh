@@ -4,13 +4,22 @@
 # bench_malloc micro suite in K interleaved rounds (goalloc family, then glibc
 # family, separate processes, pinned to one CPU when possible), summarises them
 # with scripts/bench_report.py into bench/results/latest.md + micro_ratio.svg, and
-# counts instructions per malloc+free pair with scripts/callgrind_pair.sh.
+# counts instructions per malloc+free pair with scripts/callgrind_pair.sh. Then
+# the program suite (scripts/bench_programs.py): the workloads of bench/programs/
+# under glibc, jemalloc, mimalloc, tcmalloc and goalloc (LD_PRELOAD), K
+# interleaved rounds, into bench/results/programs.md (+ .json, two SVG charts).
 #
 # Usage: scripts/bench.sh [--quick] [--rounds K] [--min-time SECONDS] [--no-callgrind]
-#   --quick      1 round, --benchmark_min_time=0.01, no callgrind; a smoke run whose
-#                report goes to build-bench/quick/, not bench/results/
-#   --rounds K   rounds of the micro suite (default 5)
+#                         [--no-programs | --programs-only] [--program-rounds K]
+#   --quick      1 round, --benchmark_min_time=0.01, no callgrind, quick program
+#                parameters; a smoke run whose reports go to build-bench/quick/,
+#                not bench/results/
+#   --rounds K   rounds of the micro suite (default 5), and of the program suite
+#                unless --program-rounds is given
 #   --min-time   Google Benchmark's --benchmark_min_time (default: its own, 0.5 s)
+#   --no-programs      skip the program suite
+#   --programs-only    run only the program suite (no micro suite, no callgrind)
+#   --program-rounds K rounds of the program suite (a full round takes ~2 min)
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -21,12 +30,18 @@ quick=0
 rounds=5
 min_time=""
 callgrind=1
+programs=1
+micro=1
+program_rounds=""
 while (($#)); do
   case "$1" in
     --quick)        quick=1; shift ;;
     --rounds)       rounds="${2:?--rounds needs a value}"; shift 2 ;;
     --min-time)     min_time="${2:?--min-time needs a value}"; shift 2 ;;
     --no-callgrind) callgrind=0; shift ;;
+    --no-programs)  programs=0; shift ;;
+    --programs-only) micro=0; callgrind=0; shift ;;
+    --program-rounds) program_rounds="${2:?--program-rounds needs a value}"; shift 2 ;;
     -h|--help)      awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *)              ga_die "unknown argument '$1' (see --help)" ;;
   esac
@@ -35,6 +50,9 @@ if ((quick)); then
   rounds=1; min_time="${min_time:-0.01}"; callgrind=0
 fi
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || ga_die "--rounds must be a positive integer"
+program_rounds="${program_rounds:-$rounds}"
+[[ "$program_rounds" =~ ^[1-9][0-9]*$ ]] || ga_die "--program-rounds must be a positive integer"
+((micro || programs)) || ga_die "--no-programs and --programs-only leave nothing to run"
 build="build-bench"
 results="bench/results"
 ((quick == 0)) || results="$build/quick"
@@ -50,8 +68,11 @@ done
 ga_section "configure and build $build/ (Release, GOALLOC_DEBUG_LEVEL=0)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGOALLOC_DEBUG_LEVEL=0 \
       -DGOALLOC_BUILD_TESTS=OFF -DGOALLOC_BUILD_BENCH=ON
-# goalloc (libgoalloc.so): callgrind_pair.sh also measures the drop-in malloc.
-cmake --build "$build" -j "$jobs" --target bench_malloc callgrind_pair goalloc
+# goalloc (libgoalloc.so): callgrind_pair.sh and the program suite preload it.
+targets=(goalloc)
+((micro == 0)) || targets+=(bench_malloc callgrind_pair)
+((programs == 0)) || targets+=(bench_programs)
+cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 exe="$build/bench/bench_malloc"
 
 # Pin to the last CPU (CPU 0 takes more interrupts); check the tool really works
@@ -66,45 +87,58 @@ else
   ga_warn "neither taskset nor numactl can pin here: running unpinned"
 fi
 
-bench_args=()
-[[ -z "$min_time" ]] || bench_args+=("--benchmark_min_time=$min_time")
-json_dir="$build/bench-json"
-rm -rf "$json_dir"
-mkdir -p "$json_dir" "$results"
+mkdir -p "$results"
+if ((micro)); then
+  bench_args=()
+  [[ -z "$min_time" ]] || bench_args+=("--benchmark_min_time=$min_time")
+  json_dir="$build/bench-json"
+  rm -rf "$json_dir"
+  mkdir -p "$json_dir" "$results"
 
-ga_section "micro suite: $rounds round(s)${pin:+, pinned with ${pin[*]}}${min_time:+, min_time $min_time s}"
-start_all=$SECONDS
-for ((r = 1; r <= rounds; r++)); do
-  for family in goalloc glibc; do
-    json="$json_dir/round$r-$family.json"
-    printf '  [round %d/%d] %-7s ... ' "$r" "$rounds" "$family"
-    t0=$SECONDS
-    if ! "${pin[@]}" "$exe" --benchmark_filter="^BM_[A-Za-z0-9_]+/$family/" \
-           --benchmark_out="$json" --benchmark_out_format=json \
-           "${bench_args[@]}" >"$json_dir/round$r-$family.log" 2>&1; then
-      echo "FAILED"
-      cat "$json_dir/round$r-$family.log" >&2
-      ga_die "bench_malloc failed (round $r, $family)"
-    fi
-    n="$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["benchmarks"]))' \
-           "$json" 2>/dev/null || echo 0)"
-    ((n > 0)) || { echo "FAILED"; ga_die "no $family benchmark ran (see $json_dir/round$r-$family.log)"; }
-    echo "$n benchmarks in $((SECONDS - t0)) s"
+  ga_section "micro suite: $rounds round(s)${pin:+, pinned with ${pin[*]}}${min_time:+, min_time $min_time s}"
+  start_all=$SECONDS
+  for ((r = 1; r <= rounds; r++)); do
+    for family in goalloc glibc; do
+      json="$json_dir/round$r-$family.json"
+      printf '  [round %d/%d] %-7s ... ' "$r" "$rounds" "$family"
+      t0=$SECONDS
+      if ! "${pin[@]}" "$exe" --benchmark_filter="^BM_[A-Za-z0-9_]+/$family/" \
+             --benchmark_out="$json" --benchmark_out_format=json \
+             "${bench_args[@]}" >"$json_dir/round$r-$family.log" 2>&1; then
+        echo "FAILED"
+        cat "$json_dir/round$r-$family.log" >&2
+        ga_die "bench_malloc failed (round $r, $family)"
+      fi
+      n="$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["benchmarks"]))' \
+             "$json" 2>/dev/null || echo 0)"
+      ((n > 0)) || { echo "FAILED"; ga_die "no $family benchmark ran (see $json_dir/round$r-$family.log)"; }
+      echo "$n benchmarks in $((SECONDS - t0)) s"
+    done
   done
-done
-ga_info "micro suite took $((SECONDS - start_all)) s"
+  ga_info "micro suite took $((SECONDS - start_all)) s"
 
-if ((callgrind)); then
-  ga_section "instruction counts (callgrind)"
-  bash scripts/callgrind_pair.sh --build-dir "$build" --out "$results/callgrind_pair.md"
+  if ((callgrind)); then
+    ga_section "instruction counts (callgrind)"
+    bash scripts/callgrind_pair.sh --build-dir "$build" --out "$results/callgrind_pair.md"
+  fi
+
+  ga_section "report"
+  report_args=(--build-dir "$build" --out-md "$results/latest.md" --svg "$results/micro_ratio.svg"
+               --command "$cmdline" --rounds "$rounds")
+  ((${#pin[@]} == 0)) || report_args+=(--pin "${pin[*]}")
+  ((callgrind == 0)) || report_args+=(--see-also callgrind_pair.md)
+  ((programs == 0)) || report_args+=(--see-also programs.md)
+  python3 scripts/bench_report.py "${report_args[@]}" "$json_dir"/round*-*.json
 fi
 
-ga_section "report"
-report_args=(--build-dir "$build" --out-md "$results/latest.md" --svg "$results/micro_ratio.svg"
-             --command "$cmdline" --rounds "$rounds")
-((${#pin[@]} == 0)) || report_args+=(--pin "${pin[*]}")
-((callgrind == 0)) || report_args+=(--see-also callgrind_pair.md)
-python3 scripts/bench_report.py "${report_args[@]}" "$json_dir"/round*-*.json
+if ((programs)); then
+  prog_args=(--build-dir "$build" --out-dir "$results" --rounds "$program_rounds"
+             --command "$cmdline")
+  params="full parameters"
+  if ((quick)); then prog_args+=(--quick); params="quick parameters"; fi
+  ga_section "program suite: $program_rounds round(s), $params"
+  python3 scripts/bench_programs.py "${prog_args[@]}"
+fi
 
 ga_section "done: results in $results/"
 ls -l "$results"

@@ -41,6 +41,10 @@ ga_ensure_packages() {
 
 # Packages needed to build and test goalloc.
 GA_TEST_PACKAGES=(cmake g++ make python3 libgtest-dev libgmock-dev googletest
-                  libbenchmark-dev pkg-config valgrind)
+                  libbenchmark-dev pkg-config valgrind
+                  # the real programs of the preload tests
+                  sqlite3 git perl binutils gawk
+                  # the peers of the benchmark smoke test (runtime libraries)
+                  libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4)
 
 ga_nproc() { nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1; }
