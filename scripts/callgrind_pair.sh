@@ -77,7 +77,7 @@ count_ir() {  # name mode preload n
     ga_die "$name: malloc did not come from $preload: LD_PRELOAD had no effect (see $work/$name.$n.log)"
   fi
   local ir
-  ir="$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$file" | head -n1)"
+  ir="$(awk '/^summary:/ && !n { n = 1; print $2 }' "$file")"
   [[ -n "$ir" ]] || ga_die "no 'summary:' line in $file"
   echo "$ir"
 }
@@ -94,7 +94,7 @@ for run in "${runs[@]}"; do
   if [[ "$name" == goalloc-preload ]]; then
     version[$name]="drop-in malloc, LD_PRELOAD=$build/${preload#"$PWD/$build/"}"
   elif [[ -n "$preload" ]]; then
-    pkg="$(dpkg -S "$preload" 2>/dev/null | head -n1 | cut -d: -f1 || true)"
+    pkg="$(dpkg -S "$preload" 2>/dev/null | awk -F: 'NR == 1 { print $1 }' || true)"
     ver=""
     [[ -z "$pkg" ]] || ver="$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)"
     version[$name]="${pkg:-?} ${ver:-?} ($(basename "$preload"))"
@@ -102,14 +102,14 @@ for run in "${runs[@]}"; do
 done
 
 loop="${per_pair[none]}"
-glibc_version="$(ldd --version 2>/dev/null | head -n1 | sed 's/.* //')"
+glibc_version="$(ldd --version 2>/dev/null | awk 'NR == 1 { print $NF }')"
 version[goalloc]="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || echo '-dirty')"
 version[glibc]="glibc ${glibc_version:-?}"
-cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt" 2>/dev/null | head -n1; }
+cache_value() { awk -v k="$1" 'index($0, k ":") == 1 && !n { n = 1; sub(/^[^=]*=/, ""); print }' "$build/CMakeCache.txt" 2>/dev/null; }
 debug_level="$(cache_value GOALLOC_DEBUG_LEVEL)"
 build_type="$(cache_value CMAKE_BUILD_TYPE)"
 cc_path="$(cache_value CMAKE_C_COMPILER)"
-compiler="$("${cc_path:-cc}" --version 2>/dev/null | head -n1 || echo '?')"
+compiler="$("${cc_path:-cc}" --version 2>/dev/null | awk 'NR == 1' || echo '?')"
 [[ "$debug_level" == 0 ]] || ga_warn "$build has GOALLOC_DEBUG_LEVEL=${debug_level:-?}; publish only level 0 numbers"
 
 table="| allocator | Ir/pair | Ir/pair net of loop | version |
@@ -145,7 +145,7 @@ cmdline="scripts/callgrind_pair.sh --build-dir $build --pairs $pairs --out $out"
   echo "## Machine and versions"
   echo
   echo "- uname: \`$(uname -srvmo)\`"
-  echo "- CPUs: $(ga_nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)"
+  echo "- CPUs: $(ga_nproc) x $(awk -F': ' '/^model name/ && !n { n = 1; print $2 }' /proc/cpuinfo 2>/dev/null)"
   echo "- goalloc: ${version[goalloc]}, CMAKE_BUILD_TYPE=${build_type:-?}, GOALLOC_DEBUG_LEVEL=${debug_level:-?}"
   echo "- compiler: $compiler"
   echo "- glibc: ${glibc_version:-?}"
