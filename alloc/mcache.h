@@ -1,4 +1,5 @@
-// mcache.h — the per-thread cache: one span per size class, no locks.
+// mcache.h — the per-thread cache: one span per size class to allocate from, the
+// other spans the thread owns, no locks.
 //
 // Each entry caches one span of its class and, of that span, one 64-bit word
 // of allocBits: `cache` holds the word's free objects (1 = free). The span's
