@@ -168,10 +168,22 @@ void free_other(const char* fn, std::uintptr_t a, MSpan* s) {
         return;
     }
     MCache* c = tls_mcache;
-    if (s->owner.load(std::memory_order_relaxed) == c)
+    MCache* owner = s->owner.load(std::memory_order_relaxed);
+    if (owner == c) {
         c->owned_free(fn, a, s, idx);  // a span this thread owns: no atomics
-    else
-        remote_free(fn, a, s, idx, c);
+        return;
+    }
+    // A span nobody owns (its thread exited, or gave it back): the freeing
+    // thread adopts it, once, under the mcentral lock — its later frees into it
+    // are then plain stores, and it allocates from it. (Checked first, so a
+    // double free is reported, not adopted.)
+    if (owner == nullptr && has_mcache(c) && s->is_allocated(idx) &&
+        mheap.central[s->sizeclass].adopt(s, c)) {
+        c->adopt(s);
+        c->owned_free(fn, a, s, idx);
+        return;
+    }
+    remote_free(fn, a, s, idx, c);
 }
 
 std::size_t usable_impl(const char* fn, const void* p) {

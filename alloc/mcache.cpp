@@ -150,6 +150,12 @@ bool MCache::next_word(MCacheEntry* e) {
     return false;
 }
 
+// A thread folds its per-class counters into the shared ones on refill once
+// they reach this many operations (and always on flush and exit): often
+// enough for ga_stats to follow a running program, rarely enough that the
+// shared counters' cache lines do not bounce between threads.
+static constexpr std::uint64_t kMergeBatch = 4096;
+
 // Empty spans a thread keeps before giving more back, so that a batch that
 // fills and empties spans reuses them without locks or page-heap work: up to
 // kOwnedEmptyBytes in all (and at least one span of any class).
@@ -190,6 +196,13 @@ void MCache::take_notified() {
         }
         s = next;  // current spans and owned_partial ones are drained when used
     }
+}
+
+void MCache::adopt(MSpan* s) {
+    // Now the holder: apply what was freed while nobody owned it.
+    if (s->remoteCount.load(std::memory_order_acquire) != 0) s->drain_remote();
+    s->allocCount.store(s->count_alloc(), std::memory_order_relaxed);
+    settle(s);
 }
 
 void MCache::give_back(MSpan* s) {
@@ -259,10 +272,16 @@ bool MCache::refill(int sc) {
             return true;
         release_span(e);
     }
-    merge_stats(sc);
+    // Merging touches counters every thread shares: do it in batches.
+    if (alloc[sc].nmalloc + alloc[sc].nfree >= kMergeBatch) merge_stats(sc);
     if (notify_head.load(std::memory_order_relaxed) != nullptr) take_notified();
-    MSpan* s;
-    while ((s = owned_partial[sc].pop_front()) != nullptr) {
+    MSpan* s = nullptr;
+    // Each owned partial span at most once: one whose only free objects are
+    // remote frees still in flight (counted, bits not yet published) stays on
+    // owned_partial for a later refill rather than going to owned_full, where
+    // nobody would look at it again.
+    for (std::size_t n = owned_partial[sc].count; n > 0; n--) {
+        s = owned_partial[sc].pop_front();
         if (s->remoteCount.load(std::memory_order_acquire) != 0) {
             s->drain_remote();
             s->allocCount.store(s->count_alloc(), std::memory_order_relaxed);
@@ -272,7 +291,11 @@ bool MCache::refill(int sc) {
             if (used == 0) unkeep_empty(sc);
             break;
         }
-        owned_full[sc].push_back(s, kListOwnedFull);
+        if (s->remoteCount.load(std::memory_order_acquire) != 0)
+            owned_partial[sc].push_back(s, kListOwnedPartial);
+        else
+            owned_full[sc].push_back(s, kListOwnedFull);
+        s = nullptr;
     }
     if (s == nullptr) s = mheap.central[sc].cache_span(this);
     if (s == nullptr) return false;

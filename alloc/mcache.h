@@ -28,7 +28,8 @@
 // An entry with span == nullptr has cache == 0, so the fast path falls to refill.
 //
 // Statistics (nmalloc, nfree) are counted per entry by the owning thread
-// without atomics and merged into mheap on refill, flush and thread exit.
+// without atomics and merged into mheap in batches (on a refill once 4096
+// operations have accumulated), on flush and at thread exit.
 //
 // Locks: none on the fast path; refill and flush take the class's mcentral
 // lock; the registry of live mcaches has its own lock (kRankMCacheList).
@@ -80,6 +81,9 @@ struct alignas(64) MCache {
     void owned_free(const char* fn, std::uintptr_t a, MSpan* s, std::uint32_t idx);
     // Called by a remote freer holding s's mcentral lock, s->owner == this.
     void notify_locked(MSpan* s);
+    // s, unowned until now, was just taken from its mcentral with owner = this
+    // (MCentral::adopt): drain it and put it on an owned list.
+    void adopt(MSpan* s);
 
 private:
     void take_notified();

@@ -119,6 +119,24 @@ void MCentral::remote_free_locked(MSpan* s) {
     }
 }
 
+bool MCentral::adopt(MSpan* s, MCache* c) {
+    lock.lock();
+    if (s->owner.load(std::memory_order_relaxed) != nullptr || s->list == kListNone) {
+        lock.unlock();
+        return false;
+    }
+    if (s->list == kListPartial) {
+        partial.remove(s);
+        if (s->allocCount.load(std::memory_order_relaxed) == 0 && nempty > 0) nempty--;
+    } else {
+        full.remove(s);
+    }
+    s->notified.store(0, std::memory_order_relaxed);
+    s->owner.store(c, std::memory_order_seq_cst);
+    lock.unlock();
+    return true;
+}
+
 std::size_t MCentral::release_empty() {
     std::size_t freed = 0;
     lock.lock();

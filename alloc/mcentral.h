@@ -68,6 +68,10 @@ struct alignas(64) MCentral {
     // to partial, and if its pending frees may empty it, drain it and keep or
     // give it back as an empty span.
     void remote_free_locked(MSpan* s);
+    // A thread frees into s, which no thread owns: make it the owner (the
+    // thread will free into it and reuse it without atomics). false if s got an
+    // owner meanwhile.
+    bool adopt(MSpan* s, MCache* c);
     // Give every empty span in partial back to the heap (malloc_trim). Returns spans freed.
     std::size_t release_empty();
 

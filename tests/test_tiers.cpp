@@ -225,13 +225,38 @@ TEST(MCache, RemoteFreesOfUnownedSpansGiveThemBackToTheHeap) {
     EXPECT_EQ(s1->list, kListFull);
     EXPECT_EQ(s2->list, kListFull);
     std::uint64_t spans = SpansInUse();
-    for (void* p : objs) ga_free(p);  // remote: no thread owns them
+    // A thread that never allocated has no mcache: its frees stay remote.
+    std::thread([&] {
+        for (void* p : objs) ga_free(p);
+    }).join();
     // The first span to empty is kept (kMaxEmptySpans == 1), the second goes back.
     EXPECT_EQ(SpansInUse(), spans - 1);
     EXPECT_EQ(mheap.central[2].nempty, 1u);
     ga_release_free_memory();
     EXPECT_EQ(SpansInUse(), spans - 2);
     EXPECT_EQ(ga_heap_validate(), live0);
+}
+
+TEST(MCache, AThreadFreeingIntoUnownedSpansAdoptsThem) {
+    ga_release_free_memory();
+    std::vector<void*> objs;
+    std::thread([&] {
+        for (int i = 0; i < 1024; i++) objs.push_back(ga_malloc(16));
+    }).join();
+    MSpan* s1 = span_of(reinterpret_cast<std::uintptr_t>(objs[0]));
+    ASSERT_EQ(s1->owner.load(), nullptr);
+    void* mine = ga_malloc(16);  // this thread has an mcache
+    std::uint64_t spans = SpansInUse();
+    ga_free(objs[0]);
+    EXPECT_EQ(s1->owner.load(), tls_mcache);  // adopted on the first free
+    EXPECT_EQ(s1->list, kListOwnedPartial);
+    EXPECT_EQ(s1->allocCount.load(), 511u);
+    for (int i = 1; i < 1024; i++) ga_free(objs[i]);
+    EXPECT_EQ(SpansInUse(), spans);  // both kept, empty and owned
+    EXPECT_EQ(span_of(reinterpret_cast<std::uintptr_t>(objs[512]))->owner.load(), tls_mcache);
+    ga_free(mine);
+    ga_release_free_memory();
+    EXPECT_EQ(SpansInUse(), spans - 3);
 }
 
 TEST(MCache, ThreadExitReturnsItsSpans) {

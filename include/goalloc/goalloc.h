@@ -40,8 +40,9 @@ GA_API void* ga_aligned_alloc(size_t alignment, size_t size) GA_MALLOC_ATTR;
  * 32 KiB exactly the size of Go's size class for the request. */
 GA_API size_t ga_usable_size(const void* p);
 
-/* Statistics. Counters kept per thread are merged when a thread refills its
- * cache, flushes it (ga_thread_flush) or exits; at a quiet point (other threads
+/* Statistics. Counters kept per thread are merged every few thousand
+ * operations (at a cache refill), when a thread flushes its cache
+ * (ga_thread_flush) and when it exits; at a quiet point (other threads
  * joined or flushed) mallocs - frees == live_objects exactly. */
 typedef struct ga_stats_t {
     uint64_t bytes_in_use;       /* bytes in live objects (by size class) */
