@@ -516,7 +516,9 @@ def machine_info(libs, goalloc_cache):
     except (OSError, StopIteration, ValueError):
         pass
     commit = sh(["git", "rev-parse", "HEAD"], cwd=ROOT) or "?"
-    dirty = bool(sh(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT))
+    # The reports themselves (bench/results/) do not make the tree "dirty".
+    dirty = bool(sh(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                     ":(exclude)bench/results"], cwd=ROOT))
     # goalloc as built: the commit of the source tree its build came from, and
     # whether that tree's allocator sources (alloc/, include/) had local changes.
     src = goalloc_cache.get("CMAKE_HOME_DIRECTORY", ROOT)

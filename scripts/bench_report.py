@@ -148,7 +148,9 @@ def machine_lines(build_dir, contexts):
     except (OSError, StopIteration, ValueError):
         pass
     commit = run(["git", "rev-parse", "HEAD"], cwd=ROOT) or "?"
-    if run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT):
+    # The reports themselves (bench/results/) do not make the tree "dirty".
+    if run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"],
+           cwd=ROOT):
         commit += " (with uncommitted changes)"
     cache = cmake_cache(build_dir) if build_dir else {}
     cxx = cache.get("CMAKE_CXX_COMPILER", "c++")

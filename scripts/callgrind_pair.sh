@@ -103,7 +103,7 @@ done
 
 loop="${per_pair[none]}"
 glibc_version="$(ldd --version 2>/dev/null | awk 'NR == 1 { print $NF }')"
-version[goalloc]="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || echo '-dirty')"
+version[goalloc]="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -z "$(git status --porcelain --untracked-files=no -- . ':(exclude)bench/results' 2>/dev/null)" ]] || echo '-dirty')"
 version[glibc]="glibc ${glibc_version:-?}"
 cache_value() { awk -v k="$1" 'index($0, k ":") == 1 && !n { n = 1; sub(/^[^=]*=/, ""); print }' "$build/CMakeCache.txt" 2>/dev/null; }
 debug_level="$(cache_value GOALLOC_DEBUG_LEVEL)"
