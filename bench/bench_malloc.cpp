@@ -84,14 +84,16 @@ void BM_batch(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations() * kBatch);
 }
 
-template <class A>
-void BM_realloc_double(benchmark::State& st) {
+// Grow one object from 16 bytes to st.range(0) by realloc, the size following
+// next(n): doubling (vector-like growth) or +16 B steps (string-like appends).
+template <class A, std::size_t (*Next)(std::size_t)>
+void RunReallocGrowth(benchmark::State& st) {
   const auto max = static_cast<std::size_t>(st.range(0));
   std::int64_t calls = 0;
   for (auto _ : st) {
     void* p = A::Malloc(16);
     calls++;
-    for (std::size_t n = 32; n <= max; n *= 2, calls++) {
+    for (std::size_t n = 32; n <= max; n = Next(n), calls++) {
       p = A::Realloc(p, n);
       benchmark::DoNotOptimize(p);
     }
@@ -101,22 +103,14 @@ void BM_realloc_double(benchmark::State& st) {
   st.SetItemsProcessed(calls);
 }
 
+inline std::size_t Double(std::size_t n) { return n * 2; }
+inline std::size_t Plus16(std::size_t n) { return n + 16; }
+
 template <class A>
-void BM_realloc_step16(benchmark::State& st) {
-  const auto max = static_cast<std::size_t>(st.range(0));
-  std::int64_t calls = 0;
-  for (auto _ : st) {
-    void* p = A::Malloc(16);
-    calls++;
-    for (std::size_t n = 32; n <= max; n += 16, calls++) {
-      p = A::Realloc(p, n);
-      benchmark::DoNotOptimize(p);
-    }
-    if (!Check(st, p)) break;
-    A::Free(p);
-  }
-  st.SetItemsProcessed(calls);
-}
+void BM_realloc_double(benchmark::State& st) { RunReallocGrowth<A, Double>(st); }
+
+template <class A>
+void BM_realloc_step16(benchmark::State& st) { RunReallocGrowth<A, Plus16>(st); }
 
 template <class A>
 void BM_aligned(benchmark::State& st) {

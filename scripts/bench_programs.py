@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, commit_description, cpu_model, memory_total, sh  # noqa: E402
 
 
 class Workload:
@@ -128,13 +128,6 @@ GOALS_RSS = 1.0       # geomean peak RSS goalloc/jemalloc
 def log(msg=""):
     print(msg, flush=True)
 
-
-def sh(cmd, cwd=None):
-    try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
 
 
 def dpkg_version(pkg):
@@ -502,23 +495,7 @@ plot {", ".join(plots)}
 # ---- the report -----------------------------------------------------------------------
 
 def machine_info(libs, goalloc_cache):
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(next(l for l in f if l.startswith("MemTotal")).split()[1])
-            mem = f"{kb / 2**20:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    commit = sh(["git", "rev-parse", "HEAD"], cwd=ROOT) or "?"
-    # The reports themselves (bench/results/) do not make the tree "dirty".
-    dirty = bool(sh(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                     ":(exclude)bench/results"], cwd=ROOT))
+    cpu, mem = cpu_model(), memory_total()
     # goalloc as built: the commit of the source tree its build came from, and
     # whether that tree's allocator sources (alloc/, include/) had local changes.
     src = goalloc_cache.get("CMAKE_HOME_DIRECTORY", ROOT)
@@ -542,7 +519,7 @@ def machine_info(libs, goalloc_cache):
         "cpu": cpu,
         "nproc": len(cpu_list()),
         "memory": mem,
-        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+        "commit": commit_description(),
         "compiler": cc,
         "versions": versions,
         "libs": libs,

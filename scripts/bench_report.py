@@ -25,7 +25,7 @@ import tempfile
 
 ALLOCATORS = ("goalloc", "glibc")
 TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, commit_description, cpu_model, memory_total, sh  # noqa: E402
 
 
 def split_name(name):
@@ -112,12 +112,7 @@ def table_lines(rows, markdown):
     return [fmt(head), fmt(["-" * w for w in widths])] + [fmt(b) for b in body]
 
 
-def run(cmd, cwd=None):
-    try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
+run = sh  # (the name this script grew up with)
 
 
 def cmake_cache(build_dir):
@@ -134,24 +129,7 @@ def cmake_cache(build_dir):
 
 
 def machine_lines(build_dir, contexts):
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(next(l for l in f if l.startswith("MemTotal")).split()[1])
-            mem = f"{kb / 2**20:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    commit = run(["git", "rev-parse", "HEAD"], cwd=ROOT) or "?"
-    # The reports themselves (bench/results/) do not make the tree "dirty".
-    if run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"],
-           cwd=ROOT):
-        commit += " (with uncommitted changes)"
+    cpu, mem, commit = cpu_model(), memory_total(), commit_description()
     cache = cmake_cache(build_dir) if build_dir else {}
     cxx = cache.get("CMAKE_CXX_COMPILER", "c++")
     build_type = cache.get("CMAKE_BUILD_TYPE", "?")

@@ -1,0 +1,42 @@
+"""Facts about the machine and the source tree that every benchmark report
+records (used by bench_report.py and bench_programs.py). Standard library only."""
+import os
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sh(cmd, cwd=None):
+    """stdout of cmd, stripped; "" if it cannot run or fails."""
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    except OSError:
+        return "?"
+
+
+def memory_total():
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(next(l for l in f if l.startswith("MemTotal")).split()[1])
+            return f"{kb / 2**20:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        return "?"
+
+
+def commit_description():
+    """HEAD, marked when the tree has local changes outside bench/results/ (the
+    reports themselves do not count)."""
+    commit = sh(["git", "rev-parse", "HEAD"], cwd=ROOT) or "?"
+    if sh(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+           ":(exclude)bench/results"], cwd=ROOT):
+        commit += " (with uncommitted changes)"
+    return commit
