@@ -10,6 +10,8 @@
 //   BM_realloc_step16/A/MAX   malloc(16), realloc +16 bytes up to MAX, free
 //   BM_aligned/A/ALIGN/SIZE   aligned_alloc + free
 //   BM_calloc/A/SIZE          calloc + free
+// Counters: items/s (allocation calls per second), allocs/op and bytes/op
+// (calls and bytes requested per iteration, as Go's -benchmem).
 // items_per_second counts allocation calls (malloc, calloc, realloc, aligned_alloc).
 #include <benchmark/benchmark.h>
 #include <goalloc/goalloc.h>
@@ -52,6 +54,14 @@ bool Check(benchmark::State& st, const void* p) {
   return false;
 }
 
+// Like Go's -benchmem: allocation calls and bytes requested per iteration,
+// plus allocation calls per second (items/s).
+void ReportAllocs(benchmark::State& st, std::int64_t calls, std::int64_t bytes) {
+  st.SetItemsProcessed(calls);
+  st.counters["allocs/op"] = benchmark::Counter(static_cast<double>(calls), benchmark::Counter::kAvgIterations);
+  st.counters["bytes/op"] = benchmark::Counter(static_cast<double>(bytes), benchmark::Counter::kAvgIterations);
+}
+
 template <class A>
 void BM_pair(benchmark::State& st) {
   const auto size = static_cast<std::size_t>(st.range(0));
@@ -61,7 +71,7 @@ void BM_pair(benchmark::State& st) {
     if (!Check(st, p)) break;
     A::Free(p);
   }
-  st.SetItemsProcessed(st.iterations());
+  ReportAllocs(st, st.iterations(), st.iterations() * static_cast<std::int64_t>(size));
 }
 
 template <class A, bool kLifo>
@@ -81,7 +91,7 @@ void BM_batch(benchmark::State& st) {
     }
     benchmark::ClobberMemory();
   }
-  st.SetItemsProcessed(st.iterations() * kBatch);
+  ReportAllocs(st, st.iterations() * kBatch, st.iterations() * kBatch * static_cast<std::int64_t>(size));
 }
 
 // Grow one object from 16 bytes to st.range(0) by realloc, the size following
@@ -89,18 +99,20 @@ void BM_batch(benchmark::State& st) {
 template <class A, std::size_t (*Next)(std::size_t)>
 void RunReallocGrowth(benchmark::State& st) {
   const auto max = static_cast<std::size_t>(st.range(0));
-  std::int64_t calls = 0;
+  std::int64_t calls = 0, bytes = 0;
   for (auto _ : st) {
     void* p = A::Malloc(16);
     calls++;
+    bytes += 16;
     for (std::size_t n = 32; n <= max; n = Next(n), calls++) {
       p = A::Realloc(p, n);
+      bytes += static_cast<std::int64_t>(n);
       benchmark::DoNotOptimize(p);
     }
     if (!Check(st, p)) break;
     A::Free(p);
   }
-  st.SetItemsProcessed(calls);
+  ReportAllocs(st, calls, bytes);
 }
 
 inline std::size_t Double(std::size_t n) { return n * 2; }
@@ -122,7 +134,7 @@ void BM_aligned(benchmark::State& st) {
     if (!Check(st, p)) break;
     A::Free(p);
   }
-  st.SetItemsProcessed(st.iterations());
+  ReportAllocs(st, st.iterations(), st.iterations() * static_cast<std::int64_t>(size));
 }
 
 template <class A>
@@ -134,7 +146,7 @@ void BM_calloc(benchmark::State& st) {
     if (!Check(st, p)) break;
     A::Free(p);
   }
-  st.SetItemsProcessed(st.iterations());
+  ReportAllocs(st, st.iterations(), st.iterations() * static_cast<std::int64_t>(size));
 }
 
 std::string Name(const char* bench, const char* alloc) {
