@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import ROOT, commit_description, cpu_model, memory_total, sh  # noqa: E402
+from benchlib import ROOT, cmake_cache, commit_description, cpu_model, memory_total, sh  # noqa: E402
 
 
 class Workload:
@@ -147,19 +147,6 @@ def find_peer_lib(pkg, filename):
         if os.path.exists(p):
             return p
     return None
-
-
-def cmake_cache(build_dir):
-    values = {}
-    try:
-        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
-            for line in f:
-                m = re.match(r"^([A-Za-z_0-9]+):[A-Z]+=(.*)$", line.rstrip("\n"))
-                if m:
-                    values[m.group(1)] = m.group(2)
-    except OSError:
-        pass
-    return values
 
 
 # ---- pinning ------------------------------------------------------------------

@@ -25,7 +25,7 @@ import tempfile
 
 ALLOCATORS = ("goalloc", "glibc")
 TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-from benchlib import ROOT, commit_description, cpu_model, memory_total, sh  # noqa: E402
+from benchlib import ROOT, cmake_cache, commit_description, cpu_model, memory_total, sh  # noqa: E402
 
 
 def split_name(name):
@@ -113,19 +113,6 @@ def table_lines(rows, markdown):
 
 
 run = sh  # (the name this script grew up with)
-
-
-def cmake_cache(build_dir):
-    values = {}
-    try:
-        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
-            for line in f:
-                m = re.match(r"^([A-Za-z_0-9]+):[A-Z]+=(.*)$", line.rstrip("\n"))
-                if m:
-                    values[m.group(1)] = m.group(2)
-    except OSError:
-        pass
-    return values
 
 
 def machine_lines(build_dir, contexts):

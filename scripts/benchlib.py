@@ -1,6 +1,7 @@
 """Facts about the machine and the source tree that every benchmark report
 records (used by bench_report.py and bench_programs.py). Standard library only."""
 import os
+import re
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,3 +41,17 @@ def commit_description():
            ":(exclude)bench/results"], cwd=ROOT):
         commit += " (with uncommitted changes)"
     return commit
+
+
+def cmake_cache(build_dir):
+    """The variables of a build tree's CMakeCache.txt ({} if there is none)."""
+    values = {}
+    try:
+        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+            for line in f:
+                m = re.match(r"^([A-Za-z_0-9]+):[A-Z]+=(.*)$", line.rstrip("\n"))
+                if m:
+                    values[m.group(1)] = m.group(2)
+    except OSError:
+        pass
+    return values
