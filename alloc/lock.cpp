@@ -42,6 +42,4 @@ void lockrank_acquire(LockRank r) {
 
 void lockrank_release(LockRank r) { held_ranks &= ~(1u << r); }
 
-bool lockrank_held(LockRank r) { return (held_ranks >> r) & 1u; }
-
 }  // namespace goalloc

@@ -31,7 +31,6 @@ enum LockRank : std::uint8_t {
 
 void lockrank_acquire(LockRank r);  // debug level >= 2 only
 void lockrank_release(LockRank r);
-bool lockrank_held(LockRank r);
 
 class Mutex {
 public:

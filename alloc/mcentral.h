@@ -76,7 +76,7 @@ struct alignas(64) MCentral {
     std::size_t release_empty();
 
 private:
-    // s (drained, uncached, allocCount 0, in no list) has no live object.
+    // s (drained, unowned, allocCount 0, in no list) has no live object.
     void put_empty_locked(MSpan* s);
 };
 

@@ -26,12 +26,6 @@ static bool should_fail() {
     return false;
 }
 
-std::size_t os_page_size() {
-    static std::size_t ps = 0;
-    if (ps == 0) ps = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    return ps;
-}
-
 void* reserve(void* hint, std::size_t n, std::size_t align) {
     if (should_fail()) return nullptr;
     int saved = errno;

@@ -50,6 +50,4 @@ void free_metadata(void* v, std::size_t n);
 // For tests: make the next `count` OS requests fail (fault injection).
 void inject_failures(int count);
 
-std::size_t os_page_size();
-
 }  // namespace goalloc::sys

@@ -1,14 +1,14 @@
 // validate.cpp — the debug heap walk (ga_heap_validate).
 //
 // Checks, at a quiet point, every invariant the tiers document:
-//   mcentral: listed spans are in use, uncached, of the list's class, tagged
+//   mcentral: listed spans are in use, unowned, of the list's class, tagged
 //             with the list they are in; list counts match.
 //   pages:    summaries, free/scavenged counts, nothing free beyond the mapped
 //             part (PageAlloc::validate).
 //   spans:    every page of an in-use span maps to it and is not free; every
 //             free page maps to nothing; a span's page count matches its class;
 //             allocBits tail bits are set; remoteBits is a subset of allocBits;
-//             an uncached span's allocCount equals its allocBits population.
+//             an unowned span's allocCount equals its allocBits population.
 //   totals:   spans found == spans_in_use; returns live objects
 //             (allocated minus pending remote frees).
 #include "goalloc/goalloc.h"
