@@ -7,6 +7,13 @@
 
 namespace goalloc {
 
+__thread std::uint32_t tls_nosuspend
+    __attribute__((tls_model("initial-exec"), visibility("default"))) = 0;
+__thread std::uint32_t tls_suspend_pending
+    __attribute__((tls_model("initial-exec"), visibility("default"))) = 0;
+static void no_suspend_hook() { tls_suspend_pending = 0; }
+__attribute__((visibility("default"))) void (*suspend_hook)() = no_suspend_hook;
+
 static long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val) {
     return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), op, val, nullptr, nullptr, 0);
 }

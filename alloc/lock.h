@@ -13,6 +13,15 @@
 //   kRankMHeap         the page heap, arenas, span metadata (fixalloc), large stats
 //
 // So mcentral may call into mheap while holding its lock, never the reverse.
+// The collector's locks (gc/) take ranks around these (see the enum).
+//
+// Suspension: the collector stops threads with a signal (gc/world.cpp). A
+// thread must never be stopped while it holds an allocator lock, or inside a
+// collected allocation or write barrier (the collector would see half an
+// update, or wait for a lock the stopped thread holds). Such a region is
+// "nosuspend": tls_nosuspend > 0. The signal handler then only sets
+// tls_suspend_pending, and the thread stops itself when it leaves the region.
+// Every Mutex is nosuspend while held (not while waiting for it).
 #pragma once
 
 #include <atomic>
@@ -24,10 +33,32 @@ namespace goalloc {
 
 enum LockRank : std::uint8_t {
     kRankNone = 0,
-    kRankMCacheList = 1,
-    kRankMCentral = 2,
-    kRankMHeap = 3,
+    kRankGcThreads = 1,    // gc: the registry of mutator threads (held across a stop-the-world)
+    kRankMCacheList = 2,
+    kRankGcFinalizers = 3, // gc: finalizer table and queue
+    kRankGcRoots = 4,      // gc: Root<T> list and root ranges
+    kRankMCentral = 5,     // also the collected heap's mcentrals
+    kRankMHeap = 6,
+    kRankGcWork = 7,       // gc: the global work-buffer lists (leaf)
 };
+
+// Nosuspend regions (see the top of this file). Same-thread signal safety
+// only needs compiler ordering, hence signal fences.
+// (Exported: goalloc/gc.hpp's inline write barrier uses them too.)
+extern __thread std::uint32_t tls_nosuspend
+    __attribute__((tls_model("initial-exec"), visibility("default")));
+extern __thread std::uint32_t tls_suspend_pending
+    __attribute__((tls_model("initial-exec"), visibility("default")));
+// Installed by the collector: stop this thread now (it has a pending stop request).
+extern void (*suspend_hook)() __attribute__((visibility("default")));
+GA_INLINE void nosuspend_enter() {
+    tls_nosuspend++;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+GA_INLINE void nosuspend_exit() {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (--tls_nosuspend == 0 && GA_UNLIKELY(tls_suspend_pending != 0)) suspend_hook();
+}
 
 void lockrank_acquire(LockRank r);  // debug level >= 2 only
 void lockrank_release(LockRank r);
@@ -43,16 +74,17 @@ public:
         lockrank_acquire(rank_);
 #endif
         std::uint32_t c = 0;
-        if (GA_LIKELY(state_.compare_exchange_strong(c, 1, std::memory_order_acquire,
-                                                     std::memory_order_relaxed)))
-            return;
-        lock_slow();
+        if (GA_UNLIKELY(!state_.compare_exchange_strong(c, 1, std::memory_order_acquire,
+                                                        std::memory_order_relaxed)))
+            lock_slow();
+        nosuspend_enter();
     }
     void unlock() {
 #if GOALLOC_DEBUG_LEVEL >= 2
         lockrank_release(rank_);
 #endif
         if (GA_UNLIKELY(state_.exchange(0, std::memory_order_release) == 2)) wake();
+        nosuspend_exit();
     }
     // Debug aid for *_locked functions: is this lock held by anyone? (Rank-held
     // by this thread at debug level 2.)

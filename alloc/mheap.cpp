@@ -98,12 +98,13 @@ static void set_spans(std::uintptr_t base, std::size_t npages, MSpan* s) {
     }
 }
 
-MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::size_t align) {
+MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::size_t align,
+                         std::size_t reserve) {
     std::size_t extra = align > kPageSize ? align / kPageSize - 1 : 0;
     if (npages > kMaxAlloc / kPageSize || extra > kMaxAlloc / kPageSize) return nullptr;
     std::size_t want = npages + extra;
     LockGuard g(lock);
-    if (sizeclass == 0 && npages <= kLargeCachePages && large_cache[npages] != nullptr &&
+    if (sizeclass == 0 && reserve == 0 && npages <= kLargeCachePages && large_cache[npages] != nullptr &&
         large_cache[npages]->kind == kind && large_cache[npages]->base % align == 0) {
         // (An aligned request reuses the newest cached span only if it happens
         // to be aligned: a loop of aligned allocations frees aligned spans.)
@@ -135,7 +136,7 @@ MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::
         return nullptr;
     }
     MSpan* s = new (mem) MSpan();
-    s->init(base, static_cast<std::uint32_t>(npages), sizeclass, kind);
+    s->init(base, static_cast<std::uint32_t>(npages), sizeclass, kind, reserve);
     s->needzero = needzero;
     if (sizeclass == 0) {  // a large span is born holding its one allocated object
         s->allocBits[0].store(~std::uint64_t{0}, std::memory_order_relaxed);

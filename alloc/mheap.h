@@ -69,7 +69,8 @@ struct MHeap {
 
     // Allocate a span of npages (aligned to `align` bytes if > kPageSize) for
     // size class `sizeclass` (0 = one large object). nullptr if out of memory.
-    MSpan* alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::size_t align = kPageSize);
+    MSpan* alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::size_t align = kPageSize,
+                      std::size_t reserve = 0);
     void free_span(MSpan* s);
     // A large object's span is freed: keep it in the large cache or free it.
     void free_large_locked(MSpan* s);

@@ -3,19 +3,19 @@
 
 namespace goalloc {
 
-void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k) {
+void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k, std::size_t reserve) {
     base = b;
     npages = np;
     sizeclass = static_cast<std::uint8_t>(sc);
     kind = k;
     spanclass = make_spanclass(sc, k == SpanKind::Malloc);
     if (sc == 0) {
-        elemsize = std::uintptr_t{np} * kPageSize;
+        elemsize = std::uintptr_t{np} * kPageSize - reserve;
         nelems = 1;
         divMul = 0;
     } else {
         elemsize = class_to_size[sc];
-        nelems = static_cast<std::uint32_t>((std::uintptr_t{np} * kPageSize) / elemsize);
+        nelems = static_cast<std::uint32_t>((std::uintptr_t{np} * kPageSize - reserve) / elemsize);
         divMul = class_to_divmagic[sc];
     }
     limit = base + nelems * elemsize;
@@ -36,6 +36,9 @@ void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k) {
     notifyNext = nullptr;
     list = kListNone;
     next = prev = nullptr;
+    heapBits = nullptr;
+    specials.store(0, std::memory_order_relaxed);
+    checkmarkBits = nullptr;
 }
 
 std::uint64_t MSpan::tail_mask(std::uint32_t w) const {

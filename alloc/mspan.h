@@ -116,8 +116,18 @@ struct alignas(64) MSpan {
 
     std::atomic<std::uint64_t> bitStorage[2][kMaxBitmapWords];
 
-    // Set up a fresh span (caller: mheap under its lock).
-    void init(std::uintptr_t base, std::uint32_t npages, int sizeclass, SpanKind kind);
+    // --- collected spans only (gc/): written by the holder / the collector ---
+    // heapBits: one bit per word of the span, 1 = the word may hold a pointer
+    // to a collected object; it lives in the last bytes of a scan span's own
+    // memory (the `reserve` of init). nullptr for noscan spans.
+    std::atomic<std::uint64_t>* heapBits = nullptr;
+    std::atomic<std::uint8_t> specials{0};      // has finalizers (gc finalizer lock)
+    std::uint64_t* checkmarkBits = nullptr;      // checkmark mode, world stopped only
+
+    // Set up a fresh span (caller: mheap under its lock). `reserve` bytes at
+    // the end of the span are not used for objects (a collected span's heapBits).
+    void init(std::uintptr_t base, std::uint32_t npages, int sizeclass, SpanKind kind,
+              std::size_t reserve = 0);
 
     std::uint32_t index_of(std::uintptr_t p) const {
         return static_cast<std::uint32_t>(((p - base) * divMul) >> 32);

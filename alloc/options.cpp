@@ -57,6 +57,60 @@ static int int_option(const char* name, int def) {
     return static_cast<int>(x);
 }
 
+// GODEBUG-style lists: "name=value,name=value". Sets *out if name is present.
+static void godebug_int(const char* list, const char* name, int* out) {
+    if (list == nullptr) return;
+    std::size_t n = std::strlen(name);
+    for (const char* p = list; *p;) {
+        const char* e = std::strchr(p, ',');
+        std::size_t len = e ? static_cast<std::size_t>(e - p) : std::strlen(p);
+        if (len > n && std::strncmp(p, name, n) == 0 && p[n] == '=') {
+            int v = 0;
+            for (const char* q = p + n + 1; q < p + len && *q >= '0' && *q <= '9'; q++) v = v * 10 + (*q - '0');
+            *out = v;
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+}
+
+static void bad_value(const char* name, const char* v, const char* why) {
+    Msg m;
+    m.s("goalloc: ignoring ").s(name).s("=").s(v).s(": ").s(why).s("\n");
+    m.write_stderr();
+}
+
+// GOMEMLIMIT: a number of bytes with an optional suffix B, KiB, MiB, GiB, TiB
+// (Go's syntax; also k/m/g as elsewhere in goalloc), or "off".
+bool parse_memlimit(const char* s, std::int64_t* out) {
+    if (std::strcmp(s, "off") == 0) {
+        *out = INT64_MAX;
+        return true;
+    }
+    std::uint64_t v = 0;
+    const char* p = s;
+    if (*p < '0' || *p > '9') return false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10) return false;
+        v = v * 10 + static_cast<std::uint64_t>(*p - '0');
+    }
+    int shift = 0;
+    if (*p == 0 || std::strcmp(p, "B") == 0) shift = 0;
+    else if (std::strcmp(p, "KiB") == 0) shift = 10;
+    else if (std::strcmp(p, "MiB") == 0) shift = 20;
+    else if (std::strcmp(p, "GiB") == 0) shift = 30;
+    else if (std::strcmp(p, "TiB") == 0) shift = 40;
+    else {
+        std::uint64_t x;
+        if (!parse_size(s, &x) || x > static_cast<std::uint64_t>(INT64_MAX)) return false;
+        *out = static_cast<std::int64_t>(x);
+        return true;
+    }
+    if (v > (static_cast<std::uint64_t>(INT64_MAX) >> shift)) return false;
+    *out = static_cast<std::int64_t>(v << shift);
+    return true;
+}
+
 const Options& options() {
     if (GA_LIKELY(g_state.load(std::memory_order_acquire) == 2)) return g_options;
     int expected = 0;
@@ -64,7 +118,24 @@ const Options& options() {
         g_options.verbose = int_option("GOALLOC_VERBOSE", 0);
         g_options.stats = int_option("GOALLOC_STATS", 0);
         g_options.arena_hints = int_option("GOALLOC_ARENA_HINTS", 1) != 0;
-        if (g_options.stats || g_options.verbose) {
+        if (const char* v = env("GOGC")) {
+            std::uint64_t x;
+            if (std::strcmp(v, "off") == 0) g_options.gogc = -1;
+            else if (parse_size(v, &x) && x <= 1000000) g_options.gogc = static_cast<int>(x);
+            else bad_value("GOGC", v, "want a percentage or \"off\"");
+        }
+        if (const char* v = env("GOMEMLIMIT")) {
+            std::int64_t x;
+            if (parse_memlimit(v, &x)) g_options.memlimit = x;
+            else bad_value("GOMEMLIMIT", v, "want bytes with an optional B/KiB/MiB/GiB/TiB suffix, or \"off\"");
+        }
+        for (const char* var : {"GODEBUG", "GOALLOC_DEBUG"}) {
+            godebug_int(env(var), "gctrace", &g_options.gctrace);
+            godebug_int(env(var), "gccheckmark", &g_options.gccheckmark);
+        }
+        g_options.gcpoison = int_option("GOALLOC_GC_POISON", -1 + 0);
+        if (g_options.gcpoison < 0) g_options.gcpoison = GOALLOC_DEBUG_LEVEL >= 2 ? 1 : 0;
+        if (g_options.stats || g_options.verbose || g_options.gctrace) {
             int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);  // survives the program closing fd 2
             if (fd >= 0) set_report_fd(fd);
         }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <climits>
 
 namespace goalloc {
 
@@ -13,6 +14,13 @@ struct Options {
     int verbose = 0;          // GOALLOC_VERBOSE: 1 = heap growth and OS events to stderr
     int stats = 0;            // GOALLOC_STATS: 1 = print a statistics summary at exit
     bool arena_hints = true;  // GOALLOC_ARENA_HINTS=0: let the kernel place arenas
+    // The collector (gc/), with Go's own variables:
+    int gogc = 100;                           // GOGC: percent, or -1 for "off"
+    std::int64_t memlimit = INT64_MAX;        // GOMEMLIMIT: bytes (suffixes B KiB MiB GiB TiB), "off"
+    int gctrace = 0;                          // GODEBUG=gctrace=1 or GOALLOC_DEBUG=gctrace=1
+    int gccheckmark = 0;                      // GODEBUG=gccheckmark=1 or GOALLOC_DEBUG=gccheckmark=1
+    int gcpoison = -1;                        // GOALLOC_GC_POISON: 1 = fill swept objects with 0xdb
+                                              // (-1: on at GOALLOC_DEBUG_LEVEL >= 2)
 };
 
 // The options, parsed at the first call (thread-safe, idempotent).
@@ -20,5 +28,7 @@ const Options& options();
 
 // Parse a decimal integer with an optional k/m/g suffix; false on bad input.
 bool parse_size(const char* s, std::uint64_t* out);
+// GOMEMLIMIT syntax (Go's): bytes with an optional B/KiB/MiB/GiB/TiB suffix, or "off".
+bool parse_memlimit(const char* s, std::int64_t* out);
 
 }  // namespace goalloc

@@ -73,6 +73,40 @@ GA_API size_t ga_release_free_memory(void);
  * number of live objects it found. Only exact at a quiet point. */
 GA_API uint64_t ga_heap_validate(void);
 
+
+/* ---- The garbage-collected heap (C subset; C++: goalloc/gc.hpp) ----
+ * Collected objects are scanned conservatively (every word) unless allocated
+ * with GA_GC_NOSCAN. They are found from the stacks and registers of
+ * registered threads (a thread registers at its first ga_gc_alloc), from
+ * ranges added with ga_gc_add_roots, and from scanned collected objects.
+ * Stores of collected pointers into collected objects must use ga_gc_store
+ * (the write barrier). */
+#define GA_GC_SCAN 0
+#define GA_GC_NOSCAN 1
+GA_API void* ga_gc_alloc(size_t size, int flags) GA_MALLOC_ATTR; /* zeroed; NULL+ENOMEM on failure */
+GA_API void ga_gc_store(void** slot, void* value);
+GA_API void ga_gc_collect(void);
+GA_API int ga_gc_set_percent(int percent);              /* <0 = off; returns previous */
+GA_API int64_t ga_gc_set_memory_limit(int64_t bytes);   /* <0 only queries; returns previous */
+GA_API void ga_gc_register_thread(void);
+GA_API void ga_gc_unregister_thread(void);
+GA_API void ga_gc_add_roots(const void* start, size_t bytes);
+GA_API void ga_gc_remove_roots(const void* start);
+GA_API void ga_gc_set_finalizer(void* obj, void (*fn)(void* obj, void* arg), void* arg);
+typedef struct ga_gc_stats_t {
+    uint64_t heap_alloc;      /* HeapAlloc */
+    uint64_t heap_sys;        /* HeapSys */
+    uint64_t heap_objects;    /* HeapObjects */
+    uint64_t total_alloc;     /* TotalAlloc */
+    uint64_t mallocs, frees;  /* Mallocs, Frees */
+    uint64_t next_gc;         /* NextGC */
+    uint64_t pause_total_ns;  /* PauseTotalNs */
+    uint64_t max_pause_ns;    /* longest stop-the-world */
+    uint32_t num_gc;          /* NumGC */
+    double gc_cpu_fraction;   /* GCCPUFraction */
+} ga_gc_stats_t;
+GA_API void ga_gc_stats(ga_gc_stats_t* out);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

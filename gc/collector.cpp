@@ -1,0 +1,829 @@
+// collector.cpp — the GC cycle, pacing, assists, roots, finalizers,
+// statistics and the public control API (Go's mgc.go, mgcpacer.go,
+// mfinal.go, mstats.go).
+//
+// One collector thread runs every cycle:
+//   1. sweep termination: finish sweeping the previous cycle's spans, stop
+//      the world, turn on the write barrier and black allocation, scan the
+//      stacks (and saved registers) of all registered threads and the root
+//      ranges, start the world;
+//   2. concurrent mark: scan Root<T>s, the contents of finalizable objects and
+//      the finalizer queue, then drain grey objects — the collector thread as
+//      the background worker (25% of the CPUs, more when CPUs are idle), and
+//      allocating threads through assists;
+//   3. mark termination: when no grey objects are left, stop the world, shade
+//      the threads' write-barrier buffers; if that found nothing new, turn the
+//      barrier off, return all thread caches to the mcentrals, (checkmark),
+//      flip sweepgen, compute the next goal and trigger, start the world;
+//      otherwise start the world and keep marking;
+//   4. sweep: lazily by allocating threads (mcentral refills) and in the
+//      background by the collector thread.
+// Stacks are scanned only at (1): with the hybrid barrier (shade old and new)
+// and black allocation, every object reachable at (1) or allocated after it
+// is marked by (3) — Go's snapshot argument; gc/README.md has it in full.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "gcinternal.h"
+#include "options.h"
+#include "sys.h"
+
+namespace goalloc::gc {
+
+bool checkmark_active();
+void scan_conservative_check(std::uintptr_t lo, std::uintptr_t hi);
+
+static long futex_wait(std::atomic<std::uint32_t>* a, std::uint32_t v, long timeout_ns) {
+    timespec ts{timeout_ns / 1000000000, timeout_ns % 1000000000};
+    return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAIT_PRIVATE, v,
+                   timeout_ns >= 0 ? &ts : nullptr, nullptr, 0);
+}
+static void futex_wake(std::atomic<std::uint32_t>* a) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
+}
+
+static std::uint64_t walltime_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return std::uint64_t(ts.tv_sec) * 1000000000ull + std::uint64_t(ts.tv_nsec);
+}
+
+// ---- settings (run-time changeable) ----
+static std::atomic<int> gc_percent{100};
+static std::atomic<std::int64_t> mem_limit{INT64_MAX};
+static std::uint64_t start_ns = 0;
+
+int debug_poison() { return options().gcpoison; }
+bool checkmark_enabled() { return options().gccheckmark != 0; }
+
+// ---- collector thread wake-ups ----
+static std::atomic<std::uint32_t> wake_seq{0};
+static std::atomic<std::uint32_t> trigger_requested{0};
+static std::atomic<std::uint32_t> forced_requests{0};
+static std::atomic<std::uint32_t> swept_cycles{0};  // cycles whose sweep has finished (futex word)
+static std::atomic<std::uint32_t> cycle_running{0};
+
+static void wake_collector() {
+    wake_seq.fetch_add(1, std::memory_order_release);
+    futex_wake(&wake_seq);
+}
+
+// ---- statistics of cycles ----
+struct CycleStats {
+    std::uint64_t pause_total_ns = 0, max_pause_ns = 0;
+    std::uint64_t pause_ns[256] = {}, pause_end[256] = {};
+    std::uint64_t last_gc = 0;
+    std::uint32_t forced = 0;
+    std::uint64_t gc_cpu_ns = 0;   // STW x ncpu + assists + background (not idle) marking
+};
+static constinit Mutex stats_lock{kRankGcRoots};  // guards cstats (never held across a stop)
+static CycleStats cstats;
+
+// ---- pacer (Go 1.19's, simplified) ----
+static constexpr double kGoalUtilization = 0.25;
+static double cons_mark = 1.0;  // collector thread only: bytes allocated per byte scanned during mark
+static std::uint64_t last_stack_bytes = 0, last_globals_bytes = 0;
+
+static std::uint64_t heap_minimum(int pct) { return (std::uint64_t{4} << 20) * static_cast<std::uint64_t>(pct) / 100; }
+
+static std::uint64_t overhead_bytes() {
+    // Mapped memory that is not collected-heap spans: malloc heap, metadata.
+    std::uint64_t mapped = sys::stats.ready.load(std::memory_order_relaxed) +
+                           sys::stats.metadata.load(std::memory_order_relaxed);
+    std::uint64_t inuse = gcs.inuse_bytes.load(std::memory_order_relaxed);
+    return mapped > inuse ? mapped - inuse : 0;
+}
+
+static constinit Mutex pacer_lock{kRankGcWork};  // cons_mark, last_*_bytes, goal/trigger updates
+
+static void compute_goal() {
+    LockGuard g(pacer_lock);
+    int pct = gc_percent.load(std::memory_order_relaxed);
+    std::uint64_t marked = gcs.heap_marked.load(std::memory_order_relaxed);
+    std::uint64_t goal = UINT64_MAX;
+    if (pct >= 0) {
+        goal = marked + (marked + last_stack_bytes + last_globals_bytes) * static_cast<std::uint64_t>(pct) / 100;
+        if (goal < heap_minimum(pct)) goal = heap_minimum(pct);
+    }
+    std::int64_t lim = mem_limit.load(std::memory_order_relaxed);
+    if (lim != INT64_MAX) {
+        std::uint64_t over = overhead_bytes();
+        std::uint64_t lg = static_cast<std::uint64_t>(lim) > over ? static_cast<std::uint64_t>(lim) - over : 0;
+        // Go keeps a little headroom under the limit; never below what is live.
+        lg = lg - lg / 20;
+        std::uint64_t floor = marked + (std::uint64_t{1} << 20);
+        if (lg < floor) lg = floor;
+        if (lg < goal) goal = lg;
+    }
+    std::uint64_t trigger = UINT64_MAX;
+    if (goal != UINT64_MAX) {
+        std::uint64_t runway = static_cast<std::uint64_t>(
+            cons_mark * (1 - kGoalUtilization) / kGoalUtilization *
+            static_cast<double>(marked + last_stack_bytes + last_globals_bytes));
+        std::uint64_t span = goal > marked ? goal - marked : 0;
+        std::uint64_t lo = marked + span * 7 / 10, hi = marked + span * 95 / 100;
+        trigger = goal > runway ? goal - runway : 0;
+        if (trigger < lo) trigger = lo;
+        if (trigger > hi) trigger = hi;
+        if (marked == 0) trigger = goal * 7 / 8;
+    }
+    gcs.goal.store(goal, std::memory_order_relaxed);
+    gcs.trigger.store(trigger, std::memory_order_relaxed);
+}
+
+void note_heap_live_add(std::uint64_t bytes) {
+    std::uint64_t live = gcs.heap_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    if (live >= gcs.trigger.load(std::memory_order_relaxed) &&
+        gcs.phase.load(std::memory_order_relaxed) == kPhaseOff &&
+        trigger_requested.load(std::memory_order_relaxed) == 0 &&
+        trigger_requested.exchange(1, std::memory_order_acq_rel) == 0)
+        wake_collector();
+}
+
+// ---- assists (Go's gcAssistAlloc) ----
+static double assist_ratio() {
+    std::uint64_t goal = gcs.goal.load(std::memory_order_relaxed);
+    std::uint64_t live = gcs.heap_live.load(std::memory_order_relaxed);
+    if (goal == UINT64_MAX) goal = live + (std::uint64_t{64} << 20);
+    std::uint64_t hard = goal + goal / 10;
+    std::int64_t remaining = static_cast<std::int64_t>(live < goal ? goal - live : (live < hard ? hard - live : 64 << 10));
+    std::int64_t expected = static_cast<std::int64_t>(gcs.heap_marked.load(std::memory_order_relaxed));
+    std::int64_t left = expected - gcs.scan_work.load(std::memory_order_relaxed);
+    if (left < (64 << 10)) left = 64 << 10;
+    return static_cast<double>(left) / static_cast<double>(remaining);
+}
+
+void assist_alloc(GcThread* t, std::uint64_t bytes) {
+    t->assist_credit -= static_cast<std::int64_t>(static_cast<double>(bytes) * assist_ratio());
+    if (t->assist_credit >= 0) return;
+    // Steal background credit first.
+    std::int64_t bg = gcs.bg_credit.load(std::memory_order_relaxed);
+    while (bg > 0) {
+        std::int64_t take = bg < -t->assist_credit ? bg : -t->assist_credit;
+        if (gcs.bg_credit.compare_exchange_weak(bg, bg - take, std::memory_order_relaxed)) {
+            t->assist_credit += take;
+            break;
+        }
+    }
+    if (t->assist_credit >= 0) return;
+    std::uint64_t t0 = nanotime();
+    int idle = 0;
+    while (t->assist_credit < 0 && gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
+        std::int64_t chunk = -t->assist_credit < (64 << 10) ? -t->assist_credit : (64 << 10);
+        nosuspend_enter();
+        std::int64_t done = drain(chunk);
+        nosuspend_exit();
+        t->assist_credit += done;
+        if (done == 0) {
+            // Nothing to scan right now (the worker holds it): do not spin.
+            if (++idle > 2) break;
+            sched_yield();
+        }
+    }
+    if (t->assist_credit < 0) t->assist_credit = 0;  // forgiven: no work could be found
+    gcs.assist_ns.fetch_add(nanotime() - t0, std::memory_order_relaxed);
+}
+
+// ---- roots: Root<T> nodes and root ranges ----
+struct RootNodeRaw {
+    RootNodeRaw* next;
+    RootNodeRaw* prev;
+    void* ptr;
+};
+static constinit Mutex roots_lock{kRankGcRoots};
+static RootNodeRaw* roots_head = nullptr;  // roots_lock
+struct RootRange {
+    std::uintptr_t lo, hi;
+};
+static RootRange* ranges = nullptr;  // roots_lock
+static std::size_t nranges = 0, cap_ranges = 0;
+
+namespace detail {
+void root_register(void* node) {
+    auto* n = static_cast<RootNodeRaw*>(node);
+    LockGuard g(roots_lock);
+    n->prev = nullptr;
+    n->next = roots_head;
+    if (roots_head) roots_head->prev = n;
+    roots_head = n;
+    if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
+        void* v = __atomic_load_n(&n->ptr, __ATOMIC_RELAXED);
+        if (v) greyobject(reinterpret_cast<std::uintptr_t>(v));
+    }
+}
+void root_unregister(void* node) {
+    auto* n = static_cast<RootNodeRaw*>(node);
+    LockGuard g(roots_lock);
+    if (n->prev) n->prev->next = n->next; else roots_head = n->next;
+    if (n->next) n->next->prev = n->prev;
+    // Deletion barrier: the value leaves the root set.
+    if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
+        void* v = __atomic_load_n(&n->ptr, __ATOMIC_RELAXED);
+        if (v) greyobject(reinterpret_cast<std::uintptr_t>(v));
+    }
+}
+}  // namespace detail
+
+void add_roots(const void* start, std::size_t bytes) {
+    LockGuard g(roots_lock);
+    if (nranges == cap_ranges) {
+        std::size_t nc = cap_ranges ? cap_ranges * 2 : 16;
+        auto* r = static_cast<RootRange*>(ga_realloc(ranges, nc * sizeof(RootRange)));
+        if (r == nullptr) throw_fatal("gc: out of memory in add_roots");
+        ranges = r;
+        cap_ranges = nc;
+    }
+    auto lo = reinterpret_cast<std::uintptr_t>(start);
+    ranges[nranges++] = RootRange{lo, lo + bytes};
+}
+
+void remove_roots(const void* start) {
+    LockGuard g(roots_lock);
+    auto lo = reinterpret_cast<std::uintptr_t>(start);
+    for (std::size_t i = 0; i < nranges; i++)
+        if (ranges[i].lo == lo) {
+            ranges[i] = ranges[--nranges];
+            return;
+        }
+}
+
+// World stopped: the root ranges (conservative).
+static std::uint64_t scan_root_ranges() {
+    LockGuard g(roots_lock);
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < nranges; i++) {
+        scan_conservative_check(ranges[i].lo, ranges[i].hi);
+        bytes += ranges[i].hi - ranges[i].lo;
+    }
+    return bytes;
+}
+
+static void scan_root_nodes() {
+    LockGuard g(roots_lock);
+    for (RootNodeRaw* n = roots_head; n != nullptr; n = n->next) {
+        auto v = reinterpret_cast<std::uintptr_t>(__atomic_load_n(&n->ptr, __ATOMIC_RELAXED));
+        if (v != 0) {
+            if (checkmark_active()) scan_conservative_check(reinterpret_cast<std::uintptr_t>(&n->ptr),
+                                                            reinterpret_cast<std::uintptr_t>(&n->ptr) + 8);
+            else greyobject(v);
+        }
+    }
+}
+
+void roots_scan() { scan_root_nodes(); }
+
+// ---- finalizers (Go's SetFinalizer / finq) ----
+struct Finalizer {
+    std::uintptr_t obj;
+    void (*fn)(void*, void*);
+    void* arg;
+};
+static constinit Mutex fin_lock{kRankGcFinalizers};
+static Finalizer* fin_table = nullptr;  // fin_lock: sorted by obj
+static std::size_t fin_n = 0, fin_cap = 0;
+static Finalizer* finq = nullptr;       // fin_lock: ready to run
+static std::size_t finq_n = 0, finq_cap = 0;
+static std::atomic<std::uint32_t> fin_seq{0};     // bumped when finq gains entries (futex word)
+static std::atomic<std::uint64_t> fin_queued{0};  // total ever queued
+static std::atomic<std::uint64_t> fin_done{0};    // total run
+static std::atomic<std::uint32_t> fin_done_seq{0};
+
+static bool grow(Finalizer** a, std::size_t* cap, std::size_t need) {
+    if (need <= *cap) return true;
+    std::size_t nc = *cap ? *cap * 2 : 64;
+    while (nc < need) nc *= 2;
+    auto* p = static_cast<Finalizer*>(ga_realloc(*a, nc * sizeof(Finalizer)));
+    if (p == nullptr) return false;
+    *a = p;
+    *cap = nc;
+    return true;
+}
+
+static std::size_t fin_lower_bound(std::uintptr_t obj) {
+    std::size_t lo = 0, hi = fin_n;
+    while (lo < hi) {
+        std::size_t mid = (lo + hi) / 2;
+        if (fin_table[mid].obj < obj) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+namespace detail {
+void set_finalizer_raw(void* objp, void (*fn)(void*, void*), void* arg) {
+    auto obj = reinterpret_cast<std::uintptr_t>(objp);
+    MSpan* s;
+    std::uint32_t idx;
+    if (find_object(obj, &s, &idx) != obj) {
+        Msg m;
+        m.s("goalloc: fatal error: set_finalizer: pointer ").hex(obj)
+            .s(" is not the start of a collected object\n");
+        m.fatal();
+    }
+    LockGuard g(fin_lock);
+    std::size_t i = fin_lower_bound(obj);
+    bool have = i < fin_n && fin_table[i].obj == obj;
+    if (fn == nullptr) {
+        if (have) {
+            std::memmove(&fin_table[i], &fin_table[i + 1], (fin_n - i - 1) * sizeof(Finalizer));
+            fin_n--;
+        }
+        return;
+    }
+    if (have) {
+        Msg m;
+        m.s("goalloc: fatal error: set_finalizer: finalizer already set for ").hex(obj).s("\n");
+        m.fatal();
+    }
+    if (!grow(&fin_table, &fin_cap, fin_n + 1)) throw_fatal("gc: out of memory in set_finalizer");
+    std::memmove(&fin_table[i + 1], &fin_table[i], (fin_n - i) * sizeof(Finalizer));
+    fin_table[i] = Finalizer{obj, fn, arg};
+    fin_n++;
+    s->specials.store(1, std::memory_order_relaxed);
+}
+}  // namespace detail
+
+// Concurrent, during mark: what finalizable objects point to stays alive, and
+// queued objects are roots until their finalizer has run.
+void finalizers_scan() {
+    LockGuard g(fin_lock);
+    for (std::size_t i = 0; i < fin_n; i++) {
+        scan_object_contents(fin_table[i].obj);
+        if (fin_table[i].arg) greyobject(reinterpret_cast<std::uintptr_t>(fin_table[i].arg));
+    }
+    for (std::size_t i = 0; i < finq_n; i++) {
+        greyobject(finq[i].obj);
+        if (finq[i].arg) greyobject(reinterpret_cast<std::uintptr_t>(finq[i].arg));
+    }
+}
+
+static void finalizers_scan_check() {
+    LockGuard g(fin_lock);
+    for (std::size_t i = 0; i < fin_n; i++) {
+        // Contents only (the object itself may be unreachable).
+        MSpan* s;
+        std::uint32_t idx;
+        std::uintptr_t o = find_object(fin_table[i].obj, &s, &idx);
+        if (o != 0 && s->heapBits != nullptr) {
+            std::uintptr_t end = s->sizeclass == 0 ? s->base + s->elemsize : o + s->elemsize;
+            // Conservative over the object is a superset of its pointer words.
+            std::size_t b = (o - s->base) >> 3;
+            for (std::uintptr_t a = o; a < end; a += 8, b++)
+                if ((s->heapBits[b >> 6].load(std::memory_order_relaxed) >> (b & 63)) & 1)
+                    scan_conservative_check(a, a + 8);
+        }
+    }
+    for (std::size_t i = 0; i < finq_n; i++)
+        scan_conservative_check(reinterpret_cast<std::uintptr_t>(&finq[i].obj),
+                                reinterpret_cast<std::uintptr_t>(&finq[i].obj) + 8);
+}
+
+void roots_scan_checkmark() {
+    scan_root_ranges();
+    scan_root_nodes();
+    finalizers_scan_check();
+}
+
+// During the sweep of s (sweepgen == sg-1, owned by the sweeper): queue the
+// finalizers of unmarked objects, and mark those objects so they live until
+// their finalizer has run (Go: the object is resurrected for one cycle).
+void finalizers_sweep_span(MSpan* s) {
+    bool queued = false;
+    {
+        LockGuard g(fin_lock);
+        std::size_t i = fin_lower_bound(s->base), j = i, left = 0;
+        for (; i < fin_n && fin_table[i].obj < s->limit; i++) {
+            std::uint32_t idx = s->index_of(fin_table[i].obj);
+            std::uint64_t bit = std::uint64_t{1} << (idx & 63);
+            if (s->gcmarkBits[idx >> 6].load(std::memory_order_relaxed) & bit) {
+                fin_table[j++] = fin_table[i];
+                left++;
+                continue;
+            }
+            if (!grow(&finq, &finq_cap, finq_n + 1)) throw_fatal("gc: out of memory queueing a finalizer");
+            finq[finq_n++] = fin_table[i];
+            fin_queued.fetch_add(1, std::memory_order_relaxed);
+            s->gcmarkBits[idx >> 6].fetch_or(bit, std::memory_order_relaxed);
+            queued = true;
+        }
+        if (j != i) {
+            std::memmove(&fin_table[j], &fin_table[i], (fin_n - i) * sizeof(Finalizer));
+            fin_n -= i - j;
+        }
+        if (left == 0) s->specials.store(0, std::memory_order_relaxed);
+    }
+    if (queued) {
+        fin_seq.fetch_add(1, std::memory_order_release);
+        futex_wake(&fin_seq);
+    }
+}
+
+static void* finalizer_thread(void*) {
+    register_thread();
+    for (;;) {
+        std::uint32_t seq = fin_seq.load(std::memory_order_acquire);
+        Finalizer f{0, nullptr, nullptr};
+        {
+            LockGuard g(fin_lock);
+            if (finq_n != 0) {
+                f = finq[--finq_n];
+                // Leaving the queue, which is a root: the deletion barrier.
+                if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) greyobject(f.obj);
+            }
+        }
+        if (f.fn == nullptr) {
+            futex_wait(&fin_seq, seq, -1);
+            continue;
+        }
+        f.fn(reinterpret_cast<void*>(f.obj), f.arg);
+        f.obj = 0;
+        fin_done.fetch_add(1, std::memory_order_release);
+        fin_done_seq.fetch_add(1, std::memory_order_release);
+        futex_wake(&fin_done_seq);
+    }
+    return nullptr;
+}
+
+void run_finalizers() {
+    std::uint64_t want = fin_queued.load(std::memory_order_acquire);
+    for (;;) {
+        std::uint32_t seq = fin_done_seq.load(std::memory_order_acquire);
+        if (fin_done.load(std::memory_order_acquire) >= want) return;
+        futex_wait(&fin_done_seq, seq, 1000000);
+    }
+}
+
+// ---- the cycle ----
+struct CycleTimes {
+    std::uint64_t start, stw1, stw1_end, mark_end, stw2_end;
+    std::uint64_t stw1_ns, stw2_ns;
+    std::uint64_t heap0, heap1, marked, goal;
+    std::uint64_t bg_cpu_ns, idle_cpu_ns, assist_ns;
+    bool forced;
+};
+
+static void release_cache_cb(GcThread* t, void*) { release_thread_cache(t); }
+static void flush_wbuf_cb(GcThread* t, void*) { flush_wbuf(t); }
+
+static void record_pause(std::uint64_t ns, std::uint64_t end_wall) {
+    LockGuard g(stats_lock);
+    cstats.pause_total_ns += ns;
+    if (ns > cstats.max_pause_ns) cstats.max_pause_ns = ns;
+    std::uint32_t n = gcs.cycles.load(std::memory_order_relaxed);
+    // Go's PauseNs[(NumGC+255)%256] is the latest cycle; a cycle with two pauses sums them.
+    cstats.pause_ns[n % 256] += ns;
+    cstats.pause_end[n % 256] = end_wall;
+    cstats.gc_cpu_ns += ns * static_cast<std::uint64_t>(ncpu());
+}
+
+static void fmt_ms(char* buf, std::size_t n, std::uint64_t ns) {
+    // Go's fmtNSAsMS: integer ms from 10 ms on, else up to 3 significant digits.
+    if (ns >= 10000000) {
+        std::snprintf(buf, n, "%llu", static_cast<unsigned long long>(ns / 1000000));
+        return;
+    }
+    std::uint64_t x = ns / 1000;
+    if (x == 0) {
+        std::snprintf(buf, n, "0");
+        return;
+    }
+    int dec = 3;
+    while (x >= 100) {
+        x /= 10;
+        dec--;
+    }
+    std::uint64_t p = 1;
+    for (int i = 0; i < dec; i++) p *= 10;
+    if (dec == 0) std::snprintf(buf, n, "%llu", static_cast<unsigned long long>(x));
+    else std::snprintf(buf, n, "%llu.%0*llu", static_cast<unsigned long long>(x / p), dec,
+                       static_cast<unsigned long long>(x % p));
+}
+
+static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
+    char a[5][24], b[5][24], line[400];
+    fmt_ms(a[0], 24, c.stw1_ns);
+    fmt_ms(a[1], 24, c.mark_end - c.stw1_end);
+    fmt_ms(a[2], 24, c.stw2_ns);
+    fmt_ms(b[0], 24, c.stw1_ns * ncpu());
+    fmt_ms(b[1], 24, c.assist_ns);
+    fmt_ms(b[2], 24, c.bg_cpu_ns);
+    fmt_ms(b[3], 24, c.idle_cpu_ns);
+    fmt_ms(b[4], 24, c.stw2_ns * ncpu());
+    std::uint64_t now = nanotime();
+    double since = static_cast<double>(c.start - start_ns) / 1e9;
+    std::uint64_t gccpu, total = (now - start_ns) * static_cast<std::uint64_t>(ncpu());
+    {
+        LockGuard g(stats_lock);
+        gccpu = cstats.gc_cpu_ns;
+    }
+    int pct = total ? static_cast<int>(gccpu * 100 / total) : 0;
+    std::snprintf(line, sizeof line,
+                  "gc %u @%.3fs %d%%: %s+%s+%s ms clock, %s+%s/%s/%s+%s ms cpu, %llu->%llu->%llu MB, "
+                  "%llu MB goal, %llu MB stacks, %llu MB globals, %d P%s\n",
+                  num, since, pct, a[0], a[1], a[2], b[0], b[1], b[2], b[3], b[4],
+                  static_cast<unsigned long long>(c.heap0 >> 20), static_cast<unsigned long long>(c.heap1 >> 20),
+                  static_cast<unsigned long long>(c.marked >> 20), static_cast<unsigned long long>(c.goal >> 20),
+                  static_cast<unsigned long long>(last_stack_bytes >> 20),
+                  static_cast<unsigned long long>(last_globals_bytes >> 20), ncpu(), c.forced ? " (forced)" : "");
+    Msg m;
+    m.s(line);
+    m.write_stderr();
+}
+
+static std::uint64_t stack_bytes_cb_total;
+static void stack_bytes_cb(GcThread* t, void*) {
+    std::uintptr_t sp = t->saved_sp.load(std::memory_order_relaxed);
+    if (sp >= t->stack_lo && sp <= t->stack_hi) stack_bytes_cb_total += t->stack_hi - sp;
+}
+
+static void run_cycle(bool forced) {
+    CycleTimes c{};
+    c.forced = forced;
+    c.start = nanotime();
+    cycle_running.store(1, std::memory_order_relaxed);
+
+    // 1. Sweep termination.
+    finish_sweep();
+    c.stw1 = nanotime();
+    stop_the_world();
+    GA_ASSERT(sweep_done());
+    c.heap0 = gcs.heap_live.load(std::memory_order_relaxed);
+    c.goal = gcs.goal.load(std::memory_order_relaxed);
+    gcs.bytes_marked.store(0, std::memory_order_relaxed);
+    gcs.scan_work.store(0, std::memory_order_relaxed);
+    gcs.bg_credit.store(0, std::memory_order_relaxed);
+    gcs.phase.store(kPhaseMark, std::memory_order_relaxed);
+    gcs.blacken.store(1, std::memory_order_relaxed);
+    __atomic_store_n(&detail::write_barrier_enabled, 1, __ATOMIC_RELAXED);
+    stack_bytes_cb_total = 0;
+    for_each_thread(stack_bytes_cb, nullptr);
+    scan_stacks();
+    std::uint64_t globals = scan_root_ranges();
+    start_the_world();
+    c.stw1_end = nanotime();
+    c.stw1_ns = c.stw1_end - c.stw1;
+    record_pause(c.stw1_ns, walltime_ns());
+
+    // 2. Concurrent mark.
+    std::uint64_t assist0 = gcs.assist_ns.load(std::memory_order_relaxed);
+    std::uint64_t heap_at_mark = gcs.heap_live.load(std::memory_order_relaxed);
+    roots_scan();
+    finalizers_scan();
+    std::uint64_t cpu0 = thread_cpu_ns(), mark_start = nanotime();
+    double target = kGoalUtilization * ncpu();  // CPUs' worth of background marking
+    int attempts = 0;
+    for (;;) {
+        std::int64_t done = drain(256 << 10);
+        gcs.bg_credit.fetch_add(done, std::memory_order_relaxed);
+        if (done == 0 && !work_available()) {
+            // 3. Mark termination, if the barrier buffers hold nothing new.
+            std::uint64_t t2 = nanotime();
+            stop_the_world();
+            for_each_thread(flush_wbuf_cb, nullptr);
+            if (work_available()) {
+                if (++attempts >= 8) {
+                    drain(-1);  // give up on concurrency: finish with the world stopped
+                } else {
+                    start_the_world();
+                    record_pause(nanotime() - t2, walltime_ns());
+                    continue;
+                }
+            }
+            c.mark_end = t2;
+            gcs.phase.store(kPhaseOff, std::memory_order_relaxed);
+            gcs.blacken.store(0, std::memory_order_relaxed);
+            __atomic_store_n(&detail::write_barrier_enabled, 0, __ATOMIC_RELAXED);
+            for_each_thread(release_cache_cb, nullptr);
+            if (checkmark_enabled()) checkmark_run();
+            c.heap1 = gcs.heap_live.load(std::memory_order_relaxed);
+            std::uint64_t marked = static_cast<std::uint64_t>(gcs.bytes_marked.load(std::memory_order_relaxed));
+            c.marked = marked;
+            gcs.heap_marked.store(marked, std::memory_order_relaxed);
+            gcs.heap_live.store(marked, std::memory_order_relaxed);
+            gcs.sweepgen.fetch_add(2, std::memory_order_release);
+            // Pacer: allocation during mark per unit of scan work.
+            std::int64_t work = gcs.scan_work.load(std::memory_order_relaxed);
+            if (work > 0 && c.heap1 > heap_at_mark) {
+                double cm = static_cast<double>(c.heap1 - heap_at_mark) / static_cast<double>(work);
+                LockGuard g(pacer_lock);
+                cons_mark = 0.5 * cons_mark + 0.5 * cm;
+            }
+            {
+                LockGuard g(pacer_lock);
+                last_stack_bytes = stack_bytes_cb_total;
+                last_globals_bytes = globals;
+            }
+            compute_goal();
+            trigger_requested.store(0, std::memory_order_relaxed);
+            std::uint32_t n = gcs.cycles.load(std::memory_order_relaxed);
+            std::uint64_t t3 = nanotime();
+            c.stw2_ns = t3 - t2;
+            {
+                LockGuard g(stats_lock);
+                cstats.pause_total_ns += c.stw2_ns;
+                if (c.stw2_ns > cstats.max_pause_ns) cstats.max_pause_ns = c.stw2_ns;
+                cstats.pause_ns[n % 256] += c.stw2_ns;
+                cstats.pause_end[n % 256] = walltime_ns();
+                cstats.gc_cpu_ns += c.stw2_ns * static_cast<std::uint64_t>(ncpu());
+                cstats.last_gc = walltime_ns();
+                if (forced) cstats.forced++;
+            }
+            gcs.cycles.store(n + 1, std::memory_order_release);
+            {
+                LockGuard g(stats_lock);
+                cstats.pause_ns[(n + 1) % 256] = 0;
+            }
+            start_the_world();
+            c.stw2_end = nanotime();
+            break;
+        }
+        // Throttle the background worker to its share, unless CPUs are idle.
+        if (done != 0 && target < 1.0 && registered_threads() - 1 >= ncpu()) {  // - the finalizer thread
+            std::uint64_t used = thread_cpu_ns() - cpu0, el = nanotime() - mark_start;
+            double allowed = target * static_cast<double>(el);
+            if (static_cast<double>(used) > allowed) {
+                std::uint64_t sl = static_cast<std::uint64_t>(static_cast<double>(used) / target) - el;
+                if (sl > 2000000) sl = 2000000;
+                timespec ts{0, static_cast<long>(sl)};
+                nanosleep(&ts, nullptr);
+            }
+        }
+    }
+    // CPU accounting: background up to the 25% share, the rest idle-time marking.
+    std::uint64_t cpu = thread_cpu_ns() - cpu0, el = c.mark_end > mark_start ? c.mark_end - mark_start : 0;
+    std::uint64_t share = static_cast<std::uint64_t>(target * static_cast<double>(el));
+    c.bg_cpu_ns = cpu < share ? cpu : share;
+    c.idle_cpu_ns = cpu - c.bg_cpu_ns;
+    c.assist_ns = gcs.assist_ns.load(std::memory_order_relaxed) - assist0;
+    {
+        LockGuard g(stats_lock);
+        cstats.gc_cpu_ns += c.bg_cpu_ns + c.assist_ns;
+    }
+    cycle_running.store(0, std::memory_order_relaxed);
+    if (options().gctrace) print_gctrace(gcs.cycles.load(std::memory_order_relaxed), c);
+}
+
+static void* collector_thread(void*) {
+    for (;;) {
+        std::uint32_t seq = wake_seq.load(std::memory_order_acquire);
+        std::uint32_t forced = forced_requests.load(std::memory_order_acquire);
+        bool trig = trigger_requested.load(std::memory_order_acquire) != 0 &&
+                    gcs.heap_live.load(std::memory_order_relaxed) >= gcs.trigger.load(std::memory_order_relaxed);
+        if (forced != 0 || trig) {
+            if (forced != 0) forced_requests.fetch_sub(forced, std::memory_order_acq_rel);
+            run_cycle(forced != 0);
+            if (forced != 0) finish_sweep();
+        } else if (trigger_requested.load(std::memory_order_relaxed) != 0) {
+            trigger_requested.store(0, std::memory_order_relaxed);  // stale (settings changed)
+        }
+        // Background sweep, a little at a time, between requests.
+        while (!sweep_done()) {
+            if (forced_requests.load(std::memory_order_relaxed) != 0 ||
+                trigger_requested.load(std::memory_order_relaxed) != 0)
+                break;
+            sweep_some(16);
+        }
+        if (sweep_done()) {
+            swept_cycles.store(gcs.cycles.load(std::memory_order_acquire), std::memory_order_release);
+            futex_wake(&swept_cycles);
+        }
+        if (forced_requests.load(std::memory_order_relaxed) == 0 && trigger_requested.load() == 0)
+            futex_wait(&wake_seq, seq, 100000000);
+    }
+    return nullptr;
+}
+
+static pthread_once_t collector_once = PTHREAD_ONCE_INIT;
+static void collector_init() {
+    start_ns = nanotime();
+    const Options& o = options();
+    gc_percent.store(o.gogc, std::memory_order_relaxed);
+    mem_limit.store(o.memlimit, std::memory_order_relaxed);
+    compute_goal();
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, collector_thread, nullptr) != 0) throw_fatal("gc: cannot start the collector thread");
+    if (pthread_create(&th, &attr, finalizer_thread, nullptr) != 0) throw_fatal("gc: cannot start the finalizer thread");
+    pthread_attr_destroy(&attr);
+}
+
+void start_collector() { pthread_once(&collector_once, collector_init); }
+
+// ---- public control API ----
+void collect() {
+    register_thread();
+    std::uint32_t n0 = gcs.cycles.load(std::memory_order_acquire);
+    std::uint32_t target = n0 + (cycle_running.load(std::memory_order_acquire) ? 2 : 1);
+    forced_requests.fetch_add(1, std::memory_order_acq_rel);
+    wake_collector();
+    for (;;) {
+        std::uint32_t s = swept_cycles.load(std::memory_order_acquire);
+        if (static_cast<std::int32_t>(s - target) >= 0) break;
+        futex_wait(&swept_cycles, s, 10000000);
+    }
+}
+
+int set_gc_percent(int percent) {
+    register_thread();
+    int old = gc_percent.exchange(percent < 0 ? -1 : percent, std::memory_order_relaxed);
+    compute_goal();
+    note_heap_live_add(0);  // start a cycle now if the new trigger is already behind us
+    return old;
+}
+
+std::int64_t set_memory_limit(std::int64_t b) {
+    register_thread();
+    if (b < 0) return mem_limit.load(std::memory_order_relaxed);
+    std::int64_t old = mem_limit.exchange(b, std::memory_order_relaxed);
+    compute_goal();
+    note_heap_live_add(0);
+    return old;
+}
+
+void read_mem_stats(MemStats& out) {
+    register_thread();
+    std::memset(&out, 0, sizeof out);
+    stop_the_world();
+    for_each_thread(release_cache_cb, nullptr);
+    std::uint64_t nmalloc = gcs.nmalloc.load(std::memory_order_relaxed);
+    std::uint64_t nfree = gcs.nfree.load(std::memory_order_relaxed);
+    std::uint64_t ntiny = gcs.ntiny.load(std::memory_order_relaxed);
+    std::uint64_t total = gcs.total_alloc.load(std::memory_order_relaxed);
+    std::uint64_t freed = gcs.freed_bytes.load(std::memory_order_relaxed);
+    std::uint64_t inuse = gcs.inuse_bytes.load(std::memory_order_relaxed);
+    std::uint64_t goal = gcs.goal.load(std::memory_order_relaxed);
+    std::uint32_t ngc = gcs.cycles.load(std::memory_order_relaxed);
+    start_the_world();
+    out.Mallocs = nmalloc + ntiny;
+    out.Frees = nfree + ntiny;
+    out.HeapObjects = out.Mallocs - out.Frees;
+    out.TotalAlloc = total;
+    out.HeapAlloc = out.Alloc = total - freed;
+    out.HeapSys = sys::stats.ready.load(std::memory_order_relaxed) + sys::stats.prepared.load(std::memory_order_relaxed);
+    out.HeapInuse = inuse;
+    out.HeapIdle = out.HeapSys > inuse ? out.HeapSys - inuse : 0;
+    out.HeapReleased = sys::stats.prepared.load(std::memory_order_relaxed);
+    out.Sys = out.HeapSys + sys::stats.metadata.load(std::memory_order_relaxed);
+    out.NextGC = goal == UINT64_MAX ? 0 : goal;
+    out.NumGC = ngc;
+    {
+        LockGuard g(stats_lock);
+        out.LastGC = cstats.last_gc;
+        out.PauseTotalNs = cstats.pause_total_ns;
+        std::memcpy(out.PauseNs, cstats.pause_ns, sizeof out.PauseNs);
+        std::memcpy(out.PauseEnd, cstats.pause_end, sizeof out.PauseEnd);
+        // Slot NumGC%256 may hold the running cycle's first pause: report completed cycles only.
+        out.PauseNs[ngc % 256] = 0;
+        out.NumForcedGC = cstats.forced;
+        out.MaxPauseNs = cstats.max_pause_ns;
+        std::uint64_t now = nanotime();
+        std::uint64_t avail = (now - start_ns) * static_cast<std::uint64_t>(ncpu());
+        out.GCCPUFraction = avail ? static_cast<double>(cstats.gc_cpu_ns) / static_cast<double>(avail) : 0;
+        if (out.GCCPUFraction > 1) out.GCCPUFraction = 1;
+    }
+    out.MarkAssistNs = gcs.assist_ns.load(std::memory_order_relaxed);
+}
+
+}  // namespace goalloc::gc
+
+// ---- C API ----
+using namespace goalloc::gc;
+extern "C" {
+GA_API void ga_gc_store(void** slot, void* value) { goalloc::gc::store(slot, value); }
+GA_API void ga_gc_collect(void) { collect(); }
+GA_API int ga_gc_set_percent(int p) { return set_gc_percent(p); }
+GA_API int64_t ga_gc_set_memory_limit(int64_t b) { return set_memory_limit(b); }
+GA_API void ga_gc_register_thread(void) { register_thread(); }
+GA_API void ga_gc_unregister_thread(void) { unregister_thread(); }
+GA_API void ga_gc_add_roots(const void* s, size_t n) { add_roots(s, n); }
+GA_API void ga_gc_remove_roots(const void* s) { remove_roots(s); }
+GA_API void ga_gc_set_finalizer(void* obj, void (*fn)(void*, void*), void* arg) {
+    goalloc::gc::detail::set_finalizer_raw(obj, fn, arg);
+}
+GA_API void ga_gc_stats(ga_gc_stats_t* out) {
+    // MemStats is large (the PauseNs rings): not on the caller's stack.
+    auto* msp = static_cast<MemStats*>(ga_malloc(sizeof(MemStats)));
+    if (msp == nullptr) goalloc::throw_fatal("gc: out of memory in ga_gc_stats");
+    MemStats& ms = *msp;
+    read_mem_stats(ms);
+    out->heap_alloc = ms.HeapAlloc;
+    out->heap_sys = ms.HeapSys;
+    out->heap_objects = ms.HeapObjects;
+    out->total_alloc = ms.TotalAlloc;
+    out->mallocs = ms.Mallocs;
+    out->frees = ms.Frees;
+    out->next_gc = ms.NextGC;
+    out->pause_total_ns = ms.PauseTotalNs;
+    out->max_pause_ns = ms.MaxPauseNs;
+    out->num_gc = ms.NumGC;
+    out->gc_cpu_fraction = ms.GCCPUFraction;
+    ga_free(msp);
+}
+}

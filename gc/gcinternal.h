@@ -1,0 +1,184 @@
+// gcinternal.h — the collector's shared state and the interfaces between its
+// files. The collector is Go's (mgc.go and friends) on goalloc's mheap:
+//
+//   heap.cpp       allocation of collected objects (per-thread span cache for
+//                  the 136 span classes, tiny allocator, black allocation,
+//                  heap bits), the collected mcentrals with Go's swept/unswept
+//                  lists, sweeping.
+//   world.cpp      mutator threads: registration, stop-the-world by signal
+//                  handshake, stack bounds.
+//   mark.cpp       grey objects, work buffers, scanning (objects precisely by
+//                  heap bits, stacks and root ranges conservatively), the
+//                  write-barrier buffers, checkmark.
+//   collector.cpp  the cycle (sweep termination, mark, mark termination,
+//                  sweep), the background worker, assists, the pacer, gctrace,
+//                  MemStats, finalizers, roots, the public API.
+//
+// Phases (gcphase): kPhaseOff (allocating, sweeping), kPhaseMark (concurrent
+// mark; barrier on, black allocation). Mark termination happens with the world
+// stopped, so it needs no phase value of its own.
+//
+// sweepgen (Go's): the heap's sweepgen `sg` grows by 2 at each mark
+// termination. A span not held by a thread's cache is on one list of its
+// mcentral: "swept" lists hold spans with sweepgen == sg, "unswept" lists
+// spans with sweepgen == sg-2; which physical list is which flips with sg
+// (index (sg/2)&1 is the swept one), so mark termination makes every span
+// unswept at once. A span popped for sweeping is owned by its sweeper.
+// A span held by a thread's cache is swept (sweepgen == sg); mark termination
+// returns every cached span to its mcentral before flipping.
+//
+// Locks (ranks in alloc/lock.h): threads registry (kRankGcThreads, held across
+// a stop-the-world by the collector), finalizers (kRankGcFinalizers), roots
+// (kRankGcRoots), each collected mcentral (kRankMCentral), mheap, work lists
+// (kRankGcWork). Every one of them is a nosuspend region.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "goalloc/gc.hpp"
+#include "lock.h"
+#include "mheap.h"
+#include "mspan.h"
+
+namespace goalloc::gc {
+
+using detail::TypeInfo;
+
+inline constexpr std::uint32_t kPhaseOff = 0;
+inline constexpr std::uint32_t kPhaseMark = 1;
+
+inline constexpr std::size_t kTinySize = 16;
+inline constexpr int kTinySpanClass = (2 << 1) | 1;  // size class 2 (16 B), noscan
+
+// ---- per-thread state of a registered mutator ----
+struct AllocEntry {
+    MSpan* span;          // nullptr: empty
+    std::uint64_t cache;  // free objects of word `word` not yet handed out (1 = free)
+    std::uint32_t word;   // current allocBits word
+    std::uint32_t pad;
+};
+
+inline constexpr std::size_t kWbBufEntries = 512;
+
+struct GcThread {
+    AllocEntry alloc[kNumSpanClasses];
+    std::uintptr_t tiny = 0;        // current tiny block (16 B, noscan), 0 if none
+    std::uintptr_t tinyoffset = 0;
+    // Write-barrier buffer: pointers to shade (Go's wbBuf). Entries [0, wbn)
+    // are valid; only this thread writes, and the collector reads/empties it
+    // with the thread stopped (never stopped mid-push: nosuspend).
+    std::uint32_t wbn = 0;
+    std::uintptr_t wbuf[kWbBufEntries];
+    // Local statistics, merged at refills (owner writes; readers sum relaxed).
+    std::atomic<std::uint64_t> nmalloc{0};
+    std::atomic<std::uint64_t> nbytes{0};
+    std::atomic<std::uint64_t> ntiny{0};
+    std::int64_t assist_credit = 0;  // scan work (bytes) this thread is owed (>0) or owes (<0)
+    // Stack and suspension (world.cpp).
+    pthread_t tid{};
+    std::uintptr_t stack_lo = 0, stack_hi = 0;
+    std::atomic<std::uintptr_t> saved_sp{0};  // while stopped
+    std::atomic<std::uint32_t> ack_epoch{0};  // the stop epoch this thread acknowledged
+    bool exiting = false;
+    GcThread* next = nullptr;  // registry (threads lock)
+    GcThread* prev = nullptr;
+};
+
+extern __thread GcThread* tls_gc_thread __attribute__((tls_model("initial-exec")));
+
+// ---- global collector state ----
+struct GcState {
+    std::atomic<std::uint32_t> phase{kPhaseOff};
+    std::atomic<std::uint32_t> sweepgen{4};
+    std::atomic<std::uint32_t> blacken{0};  // black allocation on (== phase mark)
+    std::atomic<std::uint32_t> cycles{0};   // completed cycles (NumGC)
+    // Pacer inputs/outputs (bytes).
+    std::atomic<std::uint64_t> heap_live{0};    // marked at last cycle + allocated since (span granularity)
+    std::atomic<std::uint64_t> heap_marked{0};  // bytes marked by the last cycle
+    std::atomic<std::uint64_t> trigger{0};
+    std::atomic<std::uint64_t> goal{0};
+    // During mark (reset at each cycle start):
+    std::atomic<std::int64_t> bytes_marked{0};  // this cycle, incl. black allocations
+    std::atomic<std::int64_t> scan_work{0};     // bytes scanned this cycle
+    std::atomic<std::int64_t> bg_credit{0};     // background scan credit assists may steal
+    std::atomic<double> assist_work_per_byte{0};
+    // Statistics.
+    std::atomic<std::uint64_t> total_alloc{0};  // merged from threads
+    std::atomic<std::uint64_t> nmalloc{0};
+    std::atomic<std::uint64_t> nfree{0};
+    std::atomic<std::uint64_t> freed_bytes{0};
+    std::atomic<std::uint64_t> ntiny{0};
+    std::atomic<std::uint64_t> inuse_bytes{0};  // pages of collected spans
+    std::atomic<std::uint64_t> assist_ns{0};
+};
+extern GcState gcs;
+
+// ---- heap.cpp ----
+struct GcCentral {
+    Mutex lock{kRankMCentral};
+    MSpan* partial[2] = {nullptr, nullptr};  // lock: [(sg/2)&1] swept, other unswept
+    MSpan* full[2] = {nullptr, nullptr};
+};
+void heap_init_gc();
+// Return every span a thread caches to its mcentral (world stopped, or the
+// thread itself at exit). Adjusts heap_live for the unused slots.
+void release_thread_cache(GcThread* t);
+void merge_thread_stats(GcThread* t);
+// Sweep one span popped from an unswept list (or a large span); true if the span survives.
+std::size_t sweep_some(std::size_t max_spans);  // background/finishing sweep: spans swept
+bool sweep_done();
+void finish_sweep();  // sweep everything still unswept
+// Object lookup for marking: the start of the allocated object holding p, or 0.
+std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp);
+std::uint64_t live_large_bytes();
+// Call f(span) for every in-use collected span (world stopped or quiescent).
+template <class F>
+void for_each_span(F&& f);
+void for_all_spans(void (*f)(MSpan*, void*), void* arg);
+
+// ---- world.cpp ----
+GcThread* current_thread_slow();  // registers the caller if needed
+inline GcThread* current_thread() {
+    GcThread* t = tls_gc_thread;
+    return __builtin_expect(t != nullptr, 1) ? t : current_thread_slow();
+}
+// Stop every registered thread except the caller. Returns when all have
+// acknowledged (they are outside nosuspend regions, their stacks saved).
+// Holds the threads lock until start_the_world.
+void stop_the_world();
+void start_the_world();
+// With the world stopped: call f on each registered thread (including the caller's, if registered).
+void for_each_thread(void (*f)(GcThread*, void*), void* arg);
+int registered_threads();
+int ncpu();
+std::uint64_t nanotime();
+std::uint64_t thread_cpu_ns();
+
+// ---- mark.cpp ----
+void mark_init_cycle();        // reset work state (world stopped)
+bool greyobject(std::uintptr_t p);  // shade p (any interior pointer); true if newly marked
+void scan_conservative(std::uintptr_t lo, std::uintptr_t hi);  // shade every word
+void scan_stacks();            // world stopped
+void scan_object_contents(std::uintptr_t obj);  // shade obj's pointers without marking obj
+// Drain up to `budget` bytes of scan work (<0: until empty). Returns work done.
+std::int64_t drain(std::int64_t budget);
+bool work_available();
+void flush_wbuf(GcThread* t);  // shade the thread's barrier buffer (owner, or world stopped)
+void checkmark_run();          // world stopped, mark done: verify
+void mark_finish_cycle();      // world stopped
+
+// ---- collector.cpp ----
+void note_heap_live_add(std::uint64_t bytes);  // checks the trigger
+void assist_alloc(GcThread* t, std::uint64_t bytes);
+void roots_scan();                 // concurrent, during mark
+void roots_scan_checkmark();       // world stopped
+void finalizers_scan();            // concurrent, during mark: contents of finalizable objects + queue
+void finalizers_sweep_span(MSpan* s);  // during sweep of a span with specials
+int debug_poison();                // poison freed objects?
+bool checkmark_enabled();
+
+}  // namespace goalloc::gc

@@ -1,0 +1,560 @@
+// heap.cpp — allocation of collected objects and sweeping (Go's mallocgc,
+// mcache/mcentral for the collected heap, mgcsweep.go).
+//
+// Span classes: size class << 1 | noscan, 136 of them. A thread caches one
+// span per class (GcThread::alloc); an entry allocates from the free bits of
+// one allocBits word at a time (`cache`), and sets the object's allocBits bit
+// at once, so allocBits is exact at every instant a thread can be stopped: a
+// conservative scan and the sweeper both trust it. Scan spans keep their
+// heap bits (one bit per word: "may hold a pointer") in the span's own last
+// bytes, as Go 1.22 does; an allocation writes its object's bits from the
+// type's layout (TypeInfo) before the object can be seen.
+//
+// Invariants:
+//   * An allocation runs in a nosuspend region from taking the slot to setting
+//     its mark bit (black allocation) and heap bits: a stop-the-world sees a
+//     slot either free, or allocated with its bits written.
+//   * Spans not in a thread cache are on exactly one list of their mcentral,
+//     or popped by exactly one sweeper; sweeping a span happens in a nosuspend
+//     region (mutators) or on the collector's own thread, so a stopped world
+//     has no sweep in progress.
+//   * heap_live counts a cached span's free slots as allocated (as Go); they
+//     are taken back when the span leaves the cache.
+// Locks: each GcCentral.lock (rank kRankMCentral), then mheap.lock.
+#include <cstring>
+#include <new>
+
+#include "gcinternal.h"
+
+namespace goalloc::gc {
+
+__thread GcThread* tls_gc_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+GcState gcs;
+static GcCentral central[kNumSpanClasses];
+static std::uintptr_t zerobase[2];  // returned for zero-byte objects (Go's zerobase)
+
+static inline std::uint32_t sg_now() { return gcs.sweepgen.load(std::memory_order_acquire); }
+
+static inline int size_to_class(std::size_t n) {
+    if (n <= kSmallSizeMax - 8) return size_to_class8[(n + kSmallSizeDiv - 1) / kSmallSizeDiv];
+    return size_to_class128[(n - kSmallSizeMax + kLargeSizeDiv - 1) / kLargeSizeDiv];
+}
+
+// ---- heap bits ----
+static inline std::size_t heap_bits_bytes(std::size_t span_bytes) { return span_bytes / 64; }
+
+static inline void bits_write(std::atomic<std::uint64_t>* hb, std::size_t bit, std::uint64_t v, unsigned n) {
+    // Write n (1..64) bits of v at bit index `bit` (owner of the span only).
+    std::size_t w = bit >> 6;
+    unsigned sh = static_cast<unsigned>(bit & 63);
+    std::uint64_t m = n == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << n) - 1);
+    std::uint64_t cur = hb[w].load(std::memory_order_relaxed);
+    hb[w].store((cur & ~(m << sh)) | ((v & m) << sh), std::memory_order_relaxed);
+    if (sh + n > 64) {
+        unsigned done = 64 - sh;
+        std::uint64_t m2 = m >> done;
+        std::uint64_t cur2 = hb[w + 1].load(std::memory_order_relaxed);
+        hb[w + 1].store((cur2 & ~m2) | ((v >> done) & m2), std::memory_order_relaxed);
+    }
+}
+
+// Heap bits of the object at word `wo` of its span: `words` words, from the
+// type's layout repeated `count` times (or all ones for conservative objects).
+static void write_heap_bits(MSpan* s, std::size_t wo, std::size_t words, const TypeInfo* ti, std::size_t count) {
+    std::atomic<std::uint64_t>* hb = s->heapBits;
+    if (ti->kind == detail::kLayoutPrecise && ti->words <= 64) {
+        std::uint64_t m = ti->mask[0];
+        std::size_t tw = ti->words;
+        std::size_t w = 0;
+        for (std::size_t e = 0; e < count; e++, w += tw) bits_write(hb, wo + w, m, static_cast<unsigned>(tw));
+        for (; w < words; w += 64) bits_write(hb, wo + w, 0, static_cast<unsigned>(words - w < 64 ? words - w : 64));
+        return;
+    }
+    if (ti->kind == detail::kLayoutPrecise) {
+        std::size_t tw = ti->words, w = 0;
+        for (std::size_t e = 0; e < count; e++)
+            for (std::size_t i = 0; i < tw; i += 64, w += 0) {
+                unsigned n = static_cast<unsigned>(tw - i < 64 ? tw - i : 64);
+                bits_write(hb, wo + e * tw + i, ti->mask[i / 64], n);
+            }
+        w = count * tw;
+        for (; w < words; w += 64) bits_write(hb, wo + w, 0, static_cast<unsigned>(words - w < 64 ? words - w : 64));
+        return;
+    }
+    // Conservative (or unknown: the first object of a type, scanned whole).
+    for (std::size_t w = 0; w < words; w += 64)
+        bits_write(hb, wo + w, ~std::uint64_t{0}, static_cast<unsigned>(words - w < 64 ? words - w : 64));
+}
+
+// ---- mcentral lists (singly linked stacks through MSpan::next) ----
+static inline void push(MSpan** head, MSpan* s) {
+    s->next = *head;
+    *head = s;
+}
+static inline MSpan* pop(MSpan** head) {
+    MSpan* s = *head;
+    if (s != nullptr) {
+        *head = s->next;
+        s->next = nullptr;
+    }
+    return s;
+}
+
+static inline bool span_has_free(const MSpan* s) {
+    for (std::uint32_t w = 0; w < s->nwords; w++)
+        if (~s->allocBits[w].load(std::memory_order_relaxed) != 0) return true;
+    return false;
+}
+
+// Put a swept span (sweepgen == sg) back on its mcentral's swept lists.
+static void put_swept(MSpan* s, std::uint32_t sg) {
+    GcCentral& c = central[s->spanclass];
+    LockGuard g(c.lock);
+    int i = (sg >> 1) & 1;
+    if (s->sizeclass != 0 && span_has_free(s))
+        push(&c.partial[i], s);
+    else
+        push(&c.full[i], s);
+}
+
+static void poison_object(std::uintptr_t p, std::size_t n) { std::memset(reinterpret_cast<void*>(p), 0xdb, n); }
+
+// Sweep s (popped from an unswept list; sweepgen == sg-2). Returns false if
+// the span was freed to the heap, true if it survives (sweepgen == sg).
+static bool sweep_span(MSpan* s, std::uint32_t sg) {
+    GA_ASSERT(s->sweepgen.load(std::memory_order_relaxed) == sg - 2);
+    s->sweepgen.store(sg - 1, std::memory_order_relaxed);
+    if (s->specials.load(std::memory_order_relaxed) != 0) finalizers_sweep_span(s);
+    std::uint32_t nw = s->nwords;
+    std::uint64_t freed = 0, marked = 0;
+    bool poison = debug_poison() != 0;
+    for (std::uint32_t w = 0; w < nw; w++) {
+        std::uint64_t tail = s->tail_mask(w);
+        std::uint64_t a = s->allocBits[w].load(std::memory_order_relaxed) & ~tail;
+        std::uint64_t m = s->gcmarkBits[w].load(std::memory_order_relaxed) & ~tail;
+        GA_ASSERT((m & ~a) == 0);
+        std::uint64_t f = a & ~m;
+        freed += popcount64(f);
+        marked += popcount64(m);
+        if (poison)
+            for (std::uint64_t x = f; x != 0; x &= x - 1)
+                poison_object(s->object_base(w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(x))),
+                              s->elemsize);
+    }
+    if (freed != 0) {
+        gcs.nfree.fetch_add(freed, std::memory_order_relaxed);
+        gcs.freed_bytes.fetch_add(freed * s->elemsize, std::memory_order_relaxed);
+    }
+    if (marked == 0) {
+        gcs.inuse_bytes.fetch_sub(std::uint64_t{s->npages} * kPageSize, std::memory_order_relaxed);
+        mheap.free_span(s);
+        return false;
+    }
+    std::atomic<std::uint64_t>* t = s->allocBits;
+    s->allocBits = s->gcmarkBits;
+    s->gcmarkBits = t;
+    for (std::uint32_t w = 0; w < nw; w++) s->gcmarkBits[w].store(s->tail_mask(w), std::memory_order_relaxed);
+    s->allocCount.store(static_cast<std::uint32_t>(marked), std::memory_order_relaxed);
+    s->needzero = true;
+    s->sweepgen.store(sg, std::memory_order_release);
+    return true;
+}
+
+// A span to allocate from for span class spc: swept partial, else sweep
+// unswept ones (Go's mcentral.cacheSpan), else a new span. Caller: nosuspend.
+static MSpan* cache_span(int spc) {
+    GcCentral& c = central[spc];
+    std::uint32_t sg = sg_now();
+    int sw = (sg >> 1) & 1, un = sw ^ 1;
+    c.lock.lock();
+    if (MSpan* s = pop(&c.partial[sw])) {
+        c.lock.unlock();
+        return s;
+    }
+    for (int tries = 0; tries < 100; tries++) {
+        MSpan* s = pop(&c.partial[un]);
+        bool was_full = false;
+        if (s == nullptr) {
+            s = pop(&c.full[un]);
+            was_full = true;
+        }
+        if (s == nullptr) break;
+        c.lock.unlock();
+        bool alive = sweep_span(s, sg);
+        c.lock.lock();
+        if (!alive) continue;
+        if (span_has_free(s)) {
+            c.lock.unlock();
+            return s;
+        }
+        (void)was_full;
+        push(&c.full[sw], s);
+    }
+    c.lock.unlock();
+    // Grow: a fresh span.
+    int sc = spc >> 1;
+    bool noscan = spc & 1;
+    std::size_t npages = class_to_allocnpages[sc];
+    std::size_t reserve = noscan ? 0 : heap_bits_bytes(npages * kPageSize);
+    MSpan* s = mheap.alloc_span(npages, sc, SpanKind::Collected, kPageSize, reserve);
+    if (s == nullptr) return nullptr;
+    s->spanclass = static_cast<std::uint8_t>(spc);
+    if (!noscan) {
+        s->heapBits = reinterpret_cast<std::atomic<std::uint64_t>*>(s->base + npages * kPageSize - reserve);
+        if (s->needzero) std::memset(reinterpret_cast<void*>(s->base + npages * kPageSize - reserve), 0, reserve);
+    }
+    s->sweepgen.store(sg, std::memory_order_relaxed);
+    gcs.inuse_bytes.fetch_add(npages * kPageSize, std::memory_order_relaxed);
+    return s;
+}
+
+// Free slots of entry e's span not yet handed out (cache + later words).
+static std::uint32_t entry_free(const AllocEntry* e) {
+    MSpan* s = e->span;
+    std::uint32_t n = popcount64(e->cache);
+    for (std::uint32_t w = e->word + 1; w < s->nwords; w++)
+        n += popcount64(~s->allocBits[w].load(std::memory_order_relaxed));
+    return n;
+}
+
+static void uncache_entry(GcThread* t, AllocEntry* e) {
+    MSpan* s = e->span;
+    if (s == nullptr) return;
+    std::uint64_t unused = entry_free(e);
+    // The unused slots were counted as allocated at refill: take them back.
+    if (unused != 0) {
+        std::uint64_t b = unused * s->elemsize;
+        gcs.nmalloc.fetch_sub(unused, std::memory_order_relaxed);
+        gcs.total_alloc.fetch_sub(b, std::memory_order_relaxed);
+        gcs.heap_live.fetch_sub(b, std::memory_order_relaxed);
+    }
+    (void)t;
+    e->span = nullptr;
+    e->cache = 0;
+    e->word = 0;
+    put_swept(s, sg_now());
+}
+
+void release_thread_cache(GcThread* t) {
+    for (int i = 0; i < kNumSpanClasses; i++) uncache_entry(t, &t->alloc[i]);
+    t->tiny = 0;
+    t->tinyoffset = 0;
+    merge_thread_stats(t);
+}
+
+void merge_thread_stats(GcThread* t) {
+    std::uint64_t n = t->ntiny.exchange(0, std::memory_order_relaxed);
+    if (n != 0) gcs.ntiny.fetch_add(n, std::memory_order_relaxed);
+}
+
+// Refill entry spc of t. Caller: nosuspend. Returns bytes newly counted (0 on OOM).
+static std::uint64_t refill(GcThread* t, int spc) {
+    AllocEntry* e = &t->alloc[spc];
+    if (MSpan* s = e->span) {
+        while (++e->word < s->nwords) {
+            std::uint64_t c = ~s->allocBits[e->word].load(std::memory_order_relaxed);
+            if (c != 0) {
+                e->cache = c;
+                return 1;
+            }
+        }
+        uncache_entry(t, e);
+    }
+    MSpan* s = cache_span(spc);
+    if (s == nullptr) return 0;
+    std::uint32_t freeslots = 0;
+    e->span = s;
+    e->word = ~0u;
+    for (std::uint32_t w = 0; w < s->nwords; w++) {
+        std::uint64_t c = ~s->allocBits[w].load(std::memory_order_relaxed);
+        if (c != 0 && e->word == ~0u) {
+            e->word = w;
+            e->cache = c;
+        }
+        freeslots += popcount64(c);
+    }
+    GA_CHECK(e->word != ~0u);
+    std::uint64_t b = std::uint64_t{freeslots} * s->elemsize;
+    gcs.nmalloc.fetch_add(freeslots, std::memory_order_relaxed);
+    gcs.total_alloc.fetch_add(b, std::memory_order_relaxed);
+    return b;
+}
+
+[[noreturn]] static void out_of_memory(std::size_t n) {
+    Msg m;
+    m.s("goalloc: fatal error: out of memory allocating ").dec(n).s(" bytes (collected heap)\n");
+    m.fatal();
+}
+
+static void* alloc_large(GcThread* t, std::size_t n, const TypeInfo* ti, std::size_t count) {
+    bool noscan = ti->kind == detail::kLayoutNoscan;
+    std::size_t words = (n + 7) / 8;
+    std::size_t reserve = noscan ? 0 : ((words + 63) / 64) * 8;
+    std::size_t npages = (n + reserve + kPageSize - 1) / kPageSize;
+    nosuspend_enter();
+    MSpan* s = mheap.alloc_span(npages, 0, SpanKind::Collected, kPageSize, reserve);
+    if (s == nullptr) {
+        nosuspend_exit();
+        return nullptr;
+    }
+    s->spanclass = static_cast<std::uint8_t>(noscan ? 1 : 0);
+    std::uint32_t sg = sg_now();
+    if (s->needzero) std::memset(reinterpret_cast<void*>(s->base), 0, npages * kPageSize);
+    if (!noscan) {
+        s->heapBits = reinterpret_cast<std::atomic<std::uint64_t>*>(s->base + npages * kPageSize - reserve);
+        write_heap_bits(s, 0, s->elemsize / 8, ti, count);
+    }
+    s->sweepgen.store(sg, std::memory_order_relaxed);
+    if (gcs.blacken.load(std::memory_order_relaxed)) {
+        s->gcmarkBits[0].fetch_or(1, std::memory_order_relaxed);
+        gcs.bytes_marked.fetch_add(static_cast<std::int64_t>(s->elemsize), std::memory_order_relaxed);
+    }
+    std::uint64_t bytes = std::uint64_t{npages} * kPageSize;
+    gcs.inuse_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    gcs.nmalloc.fetch_add(1, std::memory_order_relaxed);
+    gcs.total_alloc.fetch_add(s->elemsize, std::memory_order_relaxed);
+    {
+        GcCentral& c = central[s->spanclass];
+        LockGuard g(c.lock);
+        push(&c.full[(sg >> 1) & 1], s);
+    }
+    void* p = reinterpret_cast<void*>(s->base);
+    nosuspend_exit();
+    note_heap_live_add(s->elemsize);
+    if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) assist_alloc(t, s->elemsize);
+    return p;
+}
+
+// The allocator proper. n > 0. nullptr only when out of memory.
+static void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t count) {
+    GcThread* t = current_thread();
+    bool noscan = ti->kind == detail::kLayoutNoscan;
+    if (n > kMaxSmallSize) return alloc_large(t, n, ti, count);
+    if (noscan && n < kTinySize) {
+        // Go's tiny allocator: several tiny noscan objects share a 16-byte block.
+        nosuspend_enter();
+        std::uintptr_t off = t->tinyoffset;
+        if ((n & 7) == 0) off = (off + 7) & ~std::uintptr_t{7};
+        else if ((n & 3) == 0) off = (off + 3) & ~std::uintptr_t{3};
+        else if ((n & 1) == 0) off = (off + 1) & ~std::uintptr_t{1};
+        if (t->tiny != 0 && off + n <= kTinySize) {
+            void* p = reinterpret_cast<void*>(t->tiny + off);
+            t->tinyoffset = off + n;
+            t->ntiny.store(t->ntiny.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            nosuspend_exit();
+            return p;
+        }
+        nosuspend_exit();
+        static const TypeInfo tinyti = {detail::kLayoutNoscan, 2, nullptr};
+        void* blk = mallocgc(kTinySize, &tinyti, 1);
+        if (blk == nullptr) return nullptr;
+        nosuspend_enter();
+        // Keep whichever block has more room left (as Go).
+        if (t->tiny == 0 || n < t->tinyoffset) {
+            t->tiny = reinterpret_cast<std::uintptr_t>(blk);
+            t->tinyoffset = n;
+        }
+        nosuspend_exit();
+        return blk;
+    }
+    int sc = size_to_class(n);
+    int spc = sc << 1 | (noscan ? 1 : 0);
+    for (;;) {
+        nosuspend_enter();
+        AllocEntry* e = &t->alloc[spc];
+        std::uint64_t c = e->cache;
+        if (GA_LIKELY(c != 0)) {
+            unsigned b = static_cast<unsigned>(__builtin_ctzll(c));
+            e->cache = c & (c - 1);
+            MSpan* s = e->span;
+            std::uint32_t w = e->word;
+            std::uint64_t bit = std::uint64_t{1} << b;
+            s->allocBits[w].store(s->allocBits[w].load(std::memory_order_relaxed) | bit,
+                                  std::memory_order_relaxed);
+            std::uint32_t idx = w * 64 + b;
+            std::uintptr_t p = s->base + idx * s->elemsize;
+            if (s->needzero) std::memset(reinterpret_cast<void*>(p), 0, s->elemsize);
+            if (!noscan) write_heap_bits(s, (p - s->base) >> 3, s->elemsize >> 3, ti, count);
+            if (GA_UNLIKELY(gcs.blacken.load(std::memory_order_relaxed) != 0)) {
+                s->gcmarkBits[w].fetch_or(bit, std::memory_order_relaxed);
+                gcs.bytes_marked.fetch_add(static_cast<std::int64_t>(s->elemsize), std::memory_order_relaxed);
+            }
+            nosuspend_exit();
+            return reinterpret_cast<void*>(p);
+        }
+        std::uint64_t got = refill(t, spc);
+        nosuspend_exit();
+        if (got == 0) return nullptr;
+        if (got > 1) {
+            note_heap_live_add(got);
+            if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) assist_alloc(t, got);
+        }
+    }
+}
+
+// ---- sweeping ----
+static std::atomic<std::uint32_t> sweep_cursor{0};
+
+// Sweep up to max_spans unswept spans (the collector's background sweeper).
+std::size_t sweep_some(std::size_t max_spans) {
+    std::size_t done = 0;
+    std::uint32_t sg = sg_now();
+    int sw = (sg >> 1) & 1, un = sw ^ 1;
+    for (int k = 0; k < kNumSpanClasses && done < max_spans; k++) {
+        int spc = static_cast<int>((sweep_cursor.load(std::memory_order_relaxed) + k) % kNumSpanClasses);
+        GcCentral& c = central[spc];
+        while (done < max_spans) {
+            c.lock.lock();
+            bool partial = true;
+            MSpan* s = pop(&c.partial[un]);
+            if (s == nullptr) {
+                s = pop(&c.full[un]);
+                partial = false;
+            }
+            c.lock.unlock();
+            if (s == nullptr) break;
+            (void)partial;
+            if (sweep_span(s, sg)) put_swept(s, sg);
+            done++;
+        }
+        if (done >= max_spans) {
+            sweep_cursor.store(static_cast<std::uint32_t>(spc), std::memory_order_relaxed);
+            break;
+        }
+    }
+    return done;
+}
+
+bool sweep_done() {
+    std::uint32_t sg = sg_now();
+    int un = ((sg >> 1) & 1) ^ 1;
+    for (int spc = 0; spc < kNumSpanClasses; spc++) {
+        GcCentral& c = central[spc];
+        LockGuard g(c.lock);
+        if (c.partial[un] != nullptr || c.full[un] != nullptr) return false;
+    }
+    return true;
+}
+
+void finish_sweep() {
+    while (sweep_some(1 << 20) != 0) {
+    }
+}
+
+void for_all_spans(void (*f)(MSpan*, void*), void* arg) {
+    for (int spc = 0; spc < kNumSpanClasses; spc++) {
+        GcCentral& c = central[spc];
+        LockGuard g(c.lock);
+        for (int i = 0; i < 2; i++) {
+            for (MSpan* s = c.partial[i]; s != nullptr; s = s->next) f(s, arg);
+            for (MSpan* s = c.full[i]; s != nullptr; s = s->next) f(s, arg);
+        }
+    }
+}
+
+std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp) {
+    HeapArena* a = arena_of(p);
+    if (a == nullptr) return 0;
+    MSpan* s = a->spans[(p >> kPageShift) & (kPagesPerArena - 1)].load(std::memory_order_relaxed);
+    if (s == nullptr || s->kind != SpanKind::Collected) return 0;
+    if (s->state.load(std::memory_order_acquire) != SpanState::InUse) return 0;
+    if (p < s->base || p >= s->limit) return 0;
+    std::uint32_t idx = s->index_of(p);
+    if (idx >= s->nelems || !s->is_allocated(idx)) return 0;
+    *sp = s;
+    *idxp = idx;
+    return s->object_base(idx);
+}
+
+void heap_init_gc() { heap_init(); }
+
+// ---- API entry points of allocation ----
+namespace detail {
+
+__thread Probe tls_probe __attribute__((tls_model("initial-exec"), visibility("default"))) = {0, 0, nullptr, 0};
+
+void* alloc(std::size_t size, std::size_t count, const TypeInfo* ti) {
+    std::size_t n;
+    if (__builtin_mul_overflow(size, count, &n) || n > kMaxAlloc) out_of_memory(size * count);
+    if (n == 0) return zerobase;
+    void* p = mallocgc(n, ti, count);
+    if (p == nullptr) out_of_memory(n);
+    return p;
+}
+
+// The first object of a type: allocated conservative, constructed with the
+// probe recording where its Ptr<> members are.
+void* alloc_first(std::size_t size, std::size_t count, TypeInfo* ti, Probe* saved) {
+    static const TypeInfo conservative = {kLayoutConservative, 0, nullptr};
+    std::size_t n;
+    if (__builtin_mul_overflow(size, count, &n) || n > kMaxAlloc) out_of_memory(size * count);
+    void* p = n == 0 ? static_cast<void*>(zerobase) : mallocgc(n, &conservative, 1);
+    if (p == nullptr) out_of_memory(n);
+    *saved = tls_probe;
+    std::size_t words = (size + 7) / 8;
+    std::size_t nbits = count == 0 ? 64 : words * count;
+    auto* bits = static_cast<std::uint64_t*>(ga_calloc((nbits + 63) / 64, 8));
+    if (bits == nullptr) out_of_memory(nbits / 8);
+    tls_probe = Probe{reinterpret_cast<std::uintptr_t>(p), size * count, bits, 0};
+    (void)ti;
+    return p;
+}
+
+void learn_layout(TypeInfo* ti, Probe* saved) {
+    Probe mine = tls_probe;
+    tls_probe = *saved;
+    if (ti != nullptr && __atomic_load_n(&ti->kind, __ATOMIC_ACQUIRE) == kLayoutUnknown) {
+        if (!mine.found) {
+            __atomic_store_n(&ti->kind, kLayoutNoscan, __ATOMIC_RELEASE);
+        } else {
+            // The first element's bits are the type's mask.
+            std::size_t words = ti->words, mw = (words + 63) / 64;
+            auto* mask = static_cast<std::uint64_t*>(ga_calloc(mw, 8));
+            if (mask == nullptr) out_of_memory(mw * 8);
+            for (std::size_t i = 0; i < words; i++)
+                if ((mine.bits[i >> 6] >> (i & 63)) & 1) mask[i >> 6] |= std::uint64_t{1} << (i & 63);
+            ti->mask = mask;
+            __atomic_store_n(&ti->kind, kLayoutPrecise, __ATOMIC_RELEASE);
+        }
+    }
+    ga_free(mine.bits);
+}
+
+}  // namespace detail
+
+void* alloc(std::size_t bytes, bool scan) {
+    static const TypeInfo noscan_ti = {detail::kLayoutNoscan, 0, nullptr};
+    static const TypeInfo scan_ti = {detail::kLayoutConservative, 0, nullptr};
+    return detail::alloc(bytes, 1, scan ? &scan_ti : &noscan_ti);
+}
+
+void* base_of(const void* p) {
+    MSpan* s;
+    std::uint32_t idx;
+    return reinterpret_cast<void*>(find_object(reinterpret_cast<std::uintptr_t>(p), &s, &idx));
+}
+
+std::size_t size_of(const void* p) {
+    MSpan* s;
+    std::uint32_t idx;
+    if (find_object(reinterpret_cast<std::uintptr_t>(p), &s, &idx) == 0) return 0;
+    return s->elemsize;
+}
+
+}  // namespace goalloc::gc
+
+extern "C" {
+GA_API void* ga_gc_alloc(size_t size, int flags) {
+    static const goalloc::gc::TypeInfo noscan_ti = {goalloc::gc::detail::kLayoutNoscan, 0, nullptr};
+    static const goalloc::gc::TypeInfo scan_ti = {goalloc::gc::detail::kLayoutConservative, 0, nullptr};
+    const goalloc::gc::TypeInfo* ti = (flags & GA_GC_NOSCAN) ? &noscan_ti : &scan_ti;
+    if (size > goalloc::kMaxAlloc) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    if (size == 0) return goalloc::gc::zerobase;
+    void* p = goalloc::gc::mallocgc(size, ti, 1);
+    if (p == nullptr) errno = ENOMEM;
+    return p;
+}
+}

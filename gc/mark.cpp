@@ -1,0 +1,350 @@
+// mark.cpp — marking (Go's mgcmark.go, mgcwork.go, mwbbuf.go, checkmark).
+//
+// Colours: an object is white (mark bit clear), grey (mark bit set, on a work
+// buffer), or black (mark bit set, scanned — or noscan, or allocated during
+// the mark phase). greyobject sets the bit with an atomic OR and queues the
+// object if it has pointers, so each object is queued at most once a cycle.
+//
+// Work buffers (Go's gcWork/workbuf): a marker keeps one local buffer
+// (Gcw, on its own stack) and exchanges full/empty buffers with the global
+// lists under work_lock. Every marker flushes its local buffer before it
+// leaves a nosuspend region (assists) or reports idle (the background
+// worker), so when the world is stopped all grey objects are on the global
+// list or in a thread's write-barrier buffer.
+//
+// Scanning: a collected object's words are scanned where its span's heap bits
+// say "pointer" (precise for make<T> with Ptr<> members, every word for
+// conservative objects); a candidate pointer counts if it falls inside an
+// allocated object of a collected span (interior pointers included).
+// Stacks, saved registers and root ranges are scanned conservatively.
+// Objects above 128 KiB are scanned in 128 KiB oblets (Go's oblets), so one
+// big array does not hold a marker for long.
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "gcinternal.h"
+
+namespace goalloc::gc {
+
+static constexpr std::size_t kWorkBufBytes = 4096;
+static constexpr std::size_t kObletBytes = 128 << 10;
+
+struct WorkBuf {
+    WorkBuf* next;
+    std::uint32_t n;
+    std::uint32_t pad;
+    std::uintptr_t obj[(kWorkBufBytes - 16) / 8];
+};
+static constexpr std::uint32_t kWorkBufCap = (kWorkBufBytes - 16) / 8;
+
+static constinit Mutex work_lock{kRankGcWork};
+static WorkBuf* work_full = nullptr;   // work_lock
+static WorkBuf* work_empty = nullptr;  // work_lock
+static std::atomic<std::int64_t> work_nfull{0};
+
+static WorkBuf* getempty() {
+    {
+        LockGuard g(work_lock);
+        if (WorkBuf* b = work_empty) {
+            work_empty = b->next;
+            b->next = nullptr;
+            b->n = 0;
+            return b;
+        }
+    }
+    constexpr std::size_t kChunk = 64 * kWorkBufBytes;
+    auto* c = static_cast<char*>(sys::alloc(kChunk));
+    if (c == nullptr) throw_fatal("gc: out of memory for mark work buffers");
+    LockGuard g(work_lock);
+    for (std::size_t i = 1; i < kChunk / kWorkBufBytes; i++) {
+        auto* b = reinterpret_cast<WorkBuf*>(c + i * kWorkBufBytes);
+        b->next = work_empty;
+        work_empty = b;
+    }
+    auto* b = reinterpret_cast<WorkBuf*>(c);
+    b->n = 0;
+    b->next = nullptr;
+    return b;
+}
+
+static void putfull(WorkBuf* b) {
+    LockGuard g(work_lock);
+    b->next = work_full;
+    work_full = b;
+    work_nfull.fetch_add(1, std::memory_order_relaxed);
+}
+
+static void putempty(WorkBuf* b) {
+    LockGuard g(work_lock);
+    b->next = work_empty;
+    work_empty = b;
+}
+
+static WorkBuf* trygetfull() {
+    if (work_nfull.load(std::memory_order_relaxed) == 0) return nullptr;
+    LockGuard g(work_lock);
+    WorkBuf* b = work_full;
+    if (b != nullptr) {
+        work_full = b->next;
+        b->next = nullptr;
+        work_nfull.fetch_sub(1, std::memory_order_relaxed);
+    }
+    return b;
+}
+
+bool work_available() { return work_nfull.load(std::memory_order_acquire) != 0; }
+
+// A marker's local state.
+struct Gcw {
+    WorkBuf* b = nullptr;
+    std::int64_t bytes_marked = 0;
+    std::int64_t scan_work = 0;
+    bool check = false;  // checkmark pass: use checkmarkBits, verify gcmarkBits
+
+    void put(std::uintptr_t obj) {
+        if (b == nullptr) b = getempty();
+        else if (b->n == kWorkBufCap) {
+            putfull(b);
+            b = getempty();
+        }
+        b->obj[b->n++] = obj;
+    }
+    std::uintptr_t tryget() {
+        if (b != nullptr && b->n != 0) return b->obj[--b->n];
+        WorkBuf* f = trygetfull();
+        if (f == nullptr) return 0;
+        if (b != nullptr) putempty(b);
+        b = f;
+        return b->obj[--b->n];
+    }
+    void flush() {
+        if (b != nullptr) {
+            if (b->n != 0) putfull(b);
+            else putempty(b);
+            b = nullptr;
+        }
+        if (bytes_marked) gcs.bytes_marked.fetch_add(bytes_marked, std::memory_order_relaxed);
+        if (scan_work) gcs.scan_work.fetch_add(scan_work, std::memory_order_relaxed);
+        bytes_marked = scan_work = 0;
+    }
+};
+
+[[noreturn]] static void checkmark_fail(std::uintptr_t obj, MSpan* s) {
+    Msg m;
+    m.s("goalloc: fatal error: checkmark found unmarked reachable object ").hex(obj).s(" (span ")
+        .hex(s->base).s(", ").dec(s->elemsize).s("-byte objects)\n");
+    m.fatal();
+}
+
+static inline bool shade(Gcw& w, std::uintptr_t p) {
+    MSpan* s;
+    std::uint32_t idx;
+    std::uintptr_t obj = find_object(p, &s, &idx);
+    if (obj == 0) return false;
+    std::uint64_t bit = std::uint64_t{1} << (idx & 63);
+    if (GA_UNLIKELY(w.check)) {
+        if (s->checkmarkBits == nullptr) {
+            s->checkmarkBits = static_cast<std::uint64_t*>(ga_calloc(kMaxBitmapWords, 8));
+            if (s->checkmarkBits == nullptr) throw_fatal("gc: out of memory (checkmark)");
+        }
+        if (s->checkmarkBits[idx >> 6] & bit) return false;
+        s->checkmarkBits[idx >> 6] |= bit;
+        if (!(s->gcmarkBits[idx >> 6].load(std::memory_order_relaxed) & bit)) checkmark_fail(obj, s);
+        if (s->heapBits != nullptr) w.put(obj);
+        return true;
+    }
+    std::atomic<std::uint64_t>& mw = s->gcmarkBits[idx >> 6];
+    if (mw.load(std::memory_order_relaxed) & bit) return false;
+    if (mw.fetch_or(bit, std::memory_order_relaxed) & bit) return false;
+    w.bytes_marked += static_cast<std::int64_t>(s->elemsize);
+    if (s->heapBits != nullptr) w.put(obj);
+    return true;
+}
+
+static inline bool maybe_heap(std::uintptr_t v) { return v >= 4096 && (v >> kArenaShift) < kArenaIndexEntries; }
+
+static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_t to) {
+    // Words [from, to) of span s, where its heap bits are set.
+    std::size_t b0 = (from - s->base) >> 3, b1 = (to - s->base) >> 3;
+    std::atomic<std::uint64_t>* hb = s->heapBits;
+    std::size_t b = b0;
+    while (b < b1) {
+        std::size_t wi = b >> 6;
+        std::uint64_t bits = hb[wi].load(std::memory_order_relaxed) >> (b & 63);
+        std::size_t avail = 64 - (b & 63);
+        if (b1 - b < avail) {
+            bits &= (std::uint64_t{1} << (b1 - b)) - 1;
+            avail = b1 - b;
+        }
+        while (bits != 0) {
+            unsigned k = static_cast<unsigned>(__builtin_ctzll(bits));
+            bits &= bits - 1;
+            auto* slot = reinterpret_cast<std::uintptr_t*>(s->base + ((b + k) << 3));
+            std::uintptr_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);
+            if (maybe_heap(v)) shade(w, v);
+        }
+        b += avail;
+    }
+    w.scan_work += static_cast<std::int64_t>(to - from);
+}
+
+// Scan one queued entry: an object start, or an oblet of a large object.
+static void scanobject(Gcw& w, std::uintptr_t b) {
+    MSpan* s = span_of(b);
+    std::uintptr_t end;
+    if (s->sizeclass == 0) {
+        end = s->base + s->elemsize;
+        if (s->elemsize > kObletBytes) {
+            if (b == s->base)
+                for (std::uintptr_t o = b + kObletBytes; o < end; o += kObletBytes) w.put(o);
+            if (end - b > kObletBytes) end = b + kObletBytes;
+        }
+    } else {
+        end = b + s->elemsize;
+    }
+    scan_range_bits(w, s, b, end);
+}
+
+bool greyobject(std::uintptr_t p) {
+    Gcw w;
+    bool r = shade(w, p);
+    w.flush();
+    return r;
+}
+
+void scan_conservative_w(Gcw& w, std::uintptr_t lo, std::uintptr_t hi) {
+    lo = (lo + 7) & ~std::uintptr_t{7};
+    for (std::uintptr_t a = lo; a + 8 <= hi; a += 8) {
+        std::uintptr_t v = __atomic_load_n(reinterpret_cast<std::uintptr_t*>(a), __ATOMIC_RELAXED);
+        if (maybe_heap(v)) shade(w, v);
+    }
+    w.scan_work += static_cast<std::int64_t>(hi - lo);
+}
+
+void scan_conservative(std::uintptr_t lo, std::uintptr_t hi) {
+    Gcw w;
+    scan_conservative_w(w, lo, hi);
+    w.flush();
+}
+
+void scan_object_contents(std::uintptr_t obj) {
+    MSpan* s;
+    std::uint32_t idx;
+    std::uintptr_t o = find_object(obj, &s, &idx);
+    if (o == 0 || s->heapBits == nullptr) return;
+    Gcw w;
+    std::uintptr_t end = s->sizeclass == 0 ? s->base + s->elemsize : o + s->elemsize;
+    scan_range_bits(w, s, o, end);
+    w.flush();
+}
+
+static bool checking = false;  // world stopped during checkmark
+
+static void scan_thread_stack(GcThread* t, void* arg) {
+    Gcw& w = *static_cast<Gcw*>(arg);
+    std::uintptr_t sp = t->saved_sp.load(std::memory_order_relaxed);
+    if (sp == 0 || sp < t->stack_lo || sp > t->stack_hi) {
+        // Not parked (the caller's own thread): scan from here.
+        volatile std::uintptr_t here = 0;
+        __builtin_unwind_init();
+        sp = reinterpret_cast<std::uintptr_t>(&here);
+        if (sp < t->stack_lo || sp > t->stack_hi) return;
+    }
+    scan_conservative_w(w, sp, t->stack_hi);
+    // The current tiny block: later tiny allocations into it are not black.
+    if (t->tiny != 0) shade(w, t->tiny);
+}
+
+void scan_stacks() {
+    Gcw w;
+    w.check = checking;
+    for_each_thread(scan_thread_stack, &w);
+    w.flush();
+}
+
+std::int64_t drain(std::int64_t budget) {
+    Gcw w;
+    w.check = checking;
+    std::int64_t done = 0;
+    while (budget < 0 || done < budget) {
+        std::uintptr_t b = w.tryget();
+        if (b == 0) break;
+        std::int64_t before = w.scan_work;
+        scanobject(w, b);
+        done += w.scan_work - before + 16;
+    }
+    w.flush();
+    return done;
+}
+
+void flush_wbuf(GcThread* t) {
+    std::uint32_t n = t->wbn;
+    if (n == 0) return;
+    Gcw w;
+    for (std::uint32_t i = 0; i < n; i++) shade(w, t->wbuf[i]);
+    t->wbn = 0;
+    w.flush();
+}
+
+namespace detail {
+std::uint32_t write_barrier_enabled __attribute__((visibility("default"))) = 0;
+
+// Go's hybrid barrier: shade the old value (deletion, Yuasa) and the new one
+// (insertion, Dijkstra). Buffered: the pointers are recorded and shaded in a
+// batch when the buffer fills, or by the collector with the world stopped.
+// Runs inside the caller's nosuspend region (gc::store).
+void barrier_slow(void* const* slot, void* newval) {
+    GcThread* t = tls_gc_thread;
+    if (t == nullptr) {
+        // An unregistered thread storing a collected pointer: register it (its
+        // stack holds collected pointers). It cannot be stopped before it is
+        // registered, so registering inside this nosuspend region is safe.
+        register_thread();
+        t = tls_gc_thread;
+    }
+    if (gcs.phase.load(std::memory_order_relaxed) != kPhaseMark) return;
+    std::uintptr_t old = __atomic_load_n(reinterpret_cast<const std::uintptr_t*>(slot), __ATOMIC_RELAXED);
+    std::uintptr_t nv = reinterpret_cast<std::uintptr_t>(newval);
+    if (t->wbn + 2 > kWbBufEntries) flush_wbuf(t);
+    if (maybe_heap(old)) t->wbuf[t->wbn++] = old;
+    if (maybe_heap(nv)) t->wbuf[t->wbn++] = nv;
+}
+}  // namespace detail
+
+void mark_init_cycle() {}
+
+void mark_finish_cycle() {}
+
+// ---- checkmark (world stopped, marking complete) ----
+static void clear_checkmarks(MSpan* s, void*) {
+    if (s->checkmarkBits != nullptr) {
+        ga_free(s->checkmarkBits);
+        s->checkmarkBits = nullptr;
+    }
+}
+
+void checkmark_run() {
+    checking = true;
+    {
+        Gcw w;
+        w.check = true;
+        for_each_thread(scan_thread_stack, &w);
+        w.flush();
+    }
+    roots_scan_checkmark();
+    drain(-1);
+    checking = false;
+    for_all_spans(clear_checkmarks, nullptr);
+}
+
+// Used by roots scanning in collector.cpp during checkmark.
+bool checkmark_active() { return checking; }
+void scan_conservative_check(std::uintptr_t lo, std::uintptr_t hi) {
+    Gcw w;
+    w.check = checking;
+    scan_conservative_w(w, lo, hi);
+    w.flush();
+}
+
+}  // namespace goalloc::gc

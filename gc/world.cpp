@@ -1,0 +1,218 @@
+// world.cpp — mutator threads: registration, stack bounds, stop-the-world.
+//
+// A thread registers at its first collected allocation (or register_thread)
+// and leaves when it exits (a pthread key destructor) or calls
+// unregister_thread. Registered threads are stopped with a signal handshake
+// (as Boehm GC does on Linux): the collector sends kSuspendSignal to each; the
+// handler records the stack pointer — everything below the thread's stack
+// base from there on, including the registers the kernel saved in the signal
+// frame, is then scanned conservatively — acknowledges, and waits on a futex
+// until the world restarts. A thread inside a nosuspend region (alloc/lock.h)
+// does not stop in the handler: it sets tls_suspend_pending, and stops itself
+// on leaving the region (suspend_self), so a stopped thread never holds an
+// allocator lock or a half-done allocation or barrier.
+//
+// Locks: threads_lock (rank kRankGcThreads) guards the registry; the
+// collector holds it from stop_the_world to start_the_world, so a thread
+// cannot register or leave while the world is stopped. It is the collector's
+// thread that stops the world; it is not itself a registered mutator.
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "gcinternal.h"
+
+namespace goalloc::gc {
+
+static constexpr int kSuspendSignal = SIGPWR;
+
+static constinit Mutex threads_lock{kRankGcThreads};
+static GcThread* threads_head = nullptr;  // threads_lock
+static int nthreads = 0;                  // threads_lock
+static std::atomic<std::uint32_t> stw_epoch{0};  // odd: a stop is in progress
+static std::atomic<std::uint32_t> stw_acks{0};
+static pthread_key_t thread_key;
+static pthread_once_t world_once = PTHREAD_ONCE_INIT;
+
+static long futex(std::atomic<std::uint32_t>* a, int op, std::uint32_t v) {
+    return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), op, v, nullptr, nullptr, 0);
+}
+
+std::uint64_t nanotime() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::uint64_t(ts.tv_sec) * 1000000000ull + std::uint64_t(ts.tv_nsec);
+}
+
+std::uint64_t thread_cpu_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::uint64_t(ts.tv_sec) * 1000000000ull + std::uint64_t(ts.tv_nsec);
+}
+
+int ncpu() {
+    static int n = 0;
+    if (n == 0) {
+        cpu_set_t set;
+        int c = 0;
+        if (sched_getaffinity(0, sizeof set, &set) == 0) c = CPU_COUNT(&set);
+        if (c <= 0) c = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+        n = c > 0 ? c : 1;
+    }
+    return n;
+}
+
+// Stop here until the world restarts. Registers are spilled into this frame
+// (and, in the signal case, into the signal frame above it).
+static GA_NOINLINE void park(GcThread* t) {
+    __builtin_unwind_init();
+    volatile std::uintptr_t marker = 0;
+    std::uint32_t e = stw_epoch.load(std::memory_order_acquire);
+    if ((e & 1) == 0) return;  // a stale request: no stop in progress
+    t->saved_sp.store(reinterpret_cast<std::uintptr_t>(&marker), std::memory_order_relaxed);
+    t->ack_epoch.store(e, std::memory_order_release);
+    if (stw_acks.fetch_add(1, std::memory_order_acq_rel) + 1 >= 1) futex(&stw_acks, FUTEX_WAKE_PRIVATE, 1);
+    while (stw_epoch.load(std::memory_order_acquire) == e) futex(&stw_epoch, FUTEX_WAIT_PRIVATE, e);
+    t->saved_sp.store(0, std::memory_order_relaxed);
+    (void)marker;
+}
+
+static void suspend_handler(int, siginfo_t*, void*) {
+    int saved_errno = errno;
+    GcThread* t = tls_gc_thread;
+    if (t != nullptr) {
+        if (tls_nosuspend != 0)
+            tls_suspend_pending = 1;
+        else
+            park(t);
+    }
+    errno = saved_errno;
+}
+
+static void suspend_self() {
+    tls_suspend_pending = 0;
+    GcThread* t = tls_gc_thread;
+    if (t != nullptr) park(t);
+}
+
+static void thread_exit(void* p) {
+    GcThread* t = static_cast<GcThread*>(p);
+    if (t != nullptr && tls_gc_thread == t) unregister_thread();
+}
+
+static void world_init() {
+    heap_init_gc();
+    pthread_key_create(&thread_key, thread_exit);
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = suspend_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);  // nothing else interrupts a parked thread
+    sigaction(kSuspendSignal, &sa, nullptr);
+    suspend_hook = suspend_self;
+}
+
+static void stack_bounds(GcThread* t) {
+    pthread_attr_t attr;
+    void* addr = nullptr;
+    std::size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &addr, &size);
+        pthread_attr_destroy(&attr);
+    }
+    t->stack_lo = reinterpret_cast<std::uintptr_t>(addr);
+    t->stack_hi = t->stack_lo + size;
+    if (size == 0) {  // unknown: from here to a generous bound
+        volatile int here = 0;
+        t->stack_lo = reinterpret_cast<std::uintptr_t>(&here) - (8u << 20);
+        t->stack_hi = reinterpret_cast<std::uintptr_t>(&here) + 4096;
+    }
+}
+
+void start_collector();  // collector.cpp
+
+GcThread* current_thread_slow() {
+    register_thread();
+    return tls_gc_thread;
+}
+
+void register_thread() {
+    if (tls_gc_thread != nullptr) return;
+    pthread_once(&world_once, world_init);
+    void* mem = ga_calloc(1, sizeof(GcThread));
+    if (mem == nullptr) throw_fatal("gc: out of memory registering a thread");
+    GcThread* t = new (mem) GcThread();
+    t->tid = pthread_self();
+    stack_bounds(t);
+    {
+        LockGuard g(threads_lock);
+        t->next = threads_head;
+        if (threads_head) threads_head->prev = t;
+        threads_head = t;
+        nthreads++;
+        tls_gc_thread = t;  // under the lock: the collector signals only registered threads
+    }
+    pthread_setspecific(thread_key, t);
+    start_collector();
+}
+
+void unregister_thread() {
+    GcThread* t = tls_gc_thread;
+    if (t == nullptr) return;
+    nosuspend_enter();
+    flush_wbuf(t);
+    release_thread_cache(t);
+    nosuspend_exit();
+    {
+        LockGuard g(threads_lock);
+        if (t->prev) t->prev->next = t->next; else threads_head = t->next;
+        if (t->next) t->next->prev = t->prev;
+        nthreads--;
+        tls_gc_thread = nullptr;
+    }
+    tls_suspend_pending = 0;
+    pthread_setspecific(thread_key, nullptr);
+    t->~GcThread();
+    ga_free(t);
+}
+
+int registered_threads() { return nthreads; }
+
+void stop_the_world() {
+    threads_lock.lock();
+    std::uint32_t e = stw_epoch.load(std::memory_order_relaxed) + 1;  // odd
+    stw_acks.store(0, std::memory_order_relaxed);
+    stw_epoch.store(e, std::memory_order_release);
+    GcThread* self = tls_gc_thread;
+    std::uint32_t want = 0;
+    for (GcThread* t = threads_head; t != nullptr; t = t->next) {
+        if (t == self) continue;
+        want++;
+        int r = pthread_kill(t->tid, kSuspendSignal);
+        if (r != 0) throw_fatal("gc: cannot signal a registered thread (did it exit without unregistering?)");
+    }
+    for (;;) {
+        std::uint32_t n = stw_acks.load(std::memory_order_acquire);
+        if (n >= want) break;
+        timespec ts{0, 1000000};  // re-check at least every ms
+        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&stw_acks), FUTEX_WAIT_PRIVATE, n, &ts, nullptr, 0);
+    }
+}
+
+void start_the_world() {
+    stw_epoch.fetch_add(1, std::memory_order_release);  // even
+    futex(&stw_epoch, FUTEX_WAKE_PRIVATE, 0x7fffffff);
+    threads_lock.unlock();
+}
+
+void for_each_thread(void (*f)(GcThread*, void*), void* arg) {
+    for (GcThread* t = threads_head; t != nullptr; t = t->next) f(t, arg);
+}
+
+}  // namespace goalloc::gc
