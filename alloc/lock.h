@@ -34,12 +34,12 @@ namespace goalloc {
 enum LockRank : std::uint8_t {
     kRankNone = 0,
     kRankGcThreads = 1,    // gc: the registry of mutator threads (held across a stop-the-world)
-    kRankMCacheList = 2,
-    kRankGcFinalizers = 3, // gc: finalizer table and queue
-    kRankGcRoots = 4,      // gc: Root<T> list and root ranges
+    kRankGcFinalizers = 2, // gc: finalizer table and queue (may malloc)
+    kRankGcRoots = 3,      // gc: Root<T> list and root ranges; cycle statistics (may malloc)
+    kRankMCacheList = 4,
     kRankMCentral = 5,     // also the collected heap's mcentrals
     kRankMHeap = 6,
-    kRankGcWork = 7,       // gc: the global work-buffer lists (leaf)
+    kRankGcWork = 7,       // gc: the global work-buffer lists, the pacer (leaves)
 };
 
 // Nosuspend regions (see the top of this file). Same-thread signal safety

@@ -37,6 +37,7 @@ void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k, std::si
     list = kListNone;
     next = prev = nullptr;
     heapBits = nullptr;
+    gcflags = 0;
     specials.store(0, std::memory_order_relaxed);
     checkmarkBits = nullptr;
 }

@@ -122,6 +122,7 @@ struct alignas(64) MSpan {
     // memory (the `reserve` of init). nullptr for noscan spans.
     std::atomic<std::uint64_t>* heapBits = nullptr;
     std::atomic<std::uint8_t> specials{0};      // has finalizers (gc finalizer lock)
+    std::uint8_t gcflags = 0;                    // gc: kSpanOobHeapBits
     std::uint64_t* checkmarkBits = nullptr;      // checkmark mode, world stopped only
 
     // Set up a fresh span (caller: mheap under its lock). `reserve` bytes at

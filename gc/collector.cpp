@@ -68,6 +68,7 @@ static std::atomic<std::uint32_t> trigger_requested{0};
 static std::atomic<std::uint32_t> forced_requests{0};
 static std::atomic<std::uint32_t> swept_cycles{0};  // cycles whose sweep has finished (futex word)
 static std::atomic<std::uint32_t> cycle_running{0};
+static std::atomic<std::uint32_t> cycles_started{0};  // incremented in each cycle's first stop-the-world
 
 static void wake_collector() {
     wake_seq.fetch_add(1, std::memory_order_release);
@@ -552,6 +553,7 @@ static void run_cycle(bool forced) {
     c.stw1 = nanotime();
     stop_the_world();
     GA_ASSERT(sweep_done());
+    cycles_started.fetch_add(1, std::memory_order_acq_rel);
     c.heap0 = gcs.heap_live.load(std::memory_order_relaxed);
     c.goal = gcs.goal.load(std::memory_order_relaxed);
     gcs.bytes_marked.store(0, std::memory_order_relaxed);
@@ -719,8 +721,9 @@ void start_collector() { pthread_once(&collector_once, collector_init); }
 // ---- public control API ----
 void collect() {
     register_thread();
-    std::uint32_t n0 = gcs.cycles.load(std::memory_order_acquire);
-    std::uint32_t target = n0 + (cycle_running.load(std::memory_order_acquire) ? 2 : 1);
+    // Wait for a whole cycle that starts after this call (and its sweep): the
+    // cycle numbered started+1. Cycles complete in order.
+    std::uint32_t target = cycles_started.load(std::memory_order_acquire) + 1;
     forced_requests.fetch_add(1, std::memory_order_acq_rel);
     wake_collector();
     for (;;) {

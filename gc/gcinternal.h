@@ -52,6 +52,7 @@ inline constexpr std::uint32_t kPhaseOff = 0;
 inline constexpr std::uint32_t kPhaseMark = 1;
 
 inline constexpr std::size_t kTinySize = 16;
+inline constexpr std::uint8_t kSpanOobHeapBits = 1;  // MSpan::gcflags: heapBits is ga_calloc'd
 inline constexpr int kTinySpanClass = (2 << 1) | 1;  // size class 2 (16 B), noscan
 
 // ---- per-thread state of a registered mutator ----
@@ -81,7 +82,8 @@ struct GcThread {
     // Stack and suspension (world.cpp).
     pthread_t tid{};
     std::uintptr_t stack_lo = 0, stack_hi = 0;
-    std::atomic<std::uintptr_t> saved_sp{0};  // while stopped
+    std::atomic<std::uintptr_t> saved_sp{0};  // while stopped: scan [saved_sp, stack_hi)
+    std::uintptr_t regs[24] = {};              // while stopped by the signal: general registers
     std::atomic<std::uint32_t> ack_epoch{0};  // the stop epoch this thread acknowledged
     bool exiting = false;
     GcThread* next = nullptr;  // registry (threads lock)

@@ -21,6 +21,9 @@
 //   * heap_live counts a cached span's free slots as allocated (as Go); they
 //     are taken back when the span leaves the cache.
 // Locks: each GcCentral.lock (rank kRankMCentral), then mheap.lock.
+#include <sched.h>
+
+#include <cerrno>
 #include <cstring>
 #include <new>
 
@@ -36,12 +39,13 @@ static std::uintptr_t zerobase[2];  // returned for zero-byte objects (Go's zero
 static inline std::uint32_t sg_now() { return gcs.sweepgen.load(std::memory_order_acquire); }
 
 static inline int size_to_class(std::size_t n) {
-    if (n <= kSmallSizeMax - 8) return size_to_class8[(n + kSmallSizeDiv - 1) / kSmallSizeDiv];
+    if (n <= kSmallSizeMax) return size_to_class8[(n + kSmallSizeDiv - 1) / kSmallSizeDiv];
     return size_to_class128[(n - kSmallSizeMax + kLargeSizeDiv - 1) / kLargeSizeDiv];
 }
 
 // ---- heap bits ----
 static inline std::size_t heap_bits_bytes(std::size_t span_bytes) { return span_bytes / 64; }
+static constexpr std::size_t kInbandHeapBitsMax = 512;
 
 static inline void bits_write(std::atomic<std::uint64_t>* hb, std::size_t bit, std::uint64_t v, unsigned n) {
     // Write n (1..64) bits of v at bit index `bit` (owner of the span only).
@@ -123,7 +127,7 @@ static void poison_object(std::uintptr_t p, std::size_t n) { std::memset(reinter
 // the span was freed to the heap, true if it survives (sweepgen == sg).
 static bool sweep_span(MSpan* s, std::uint32_t sg) {
     GA_ASSERT(s->sweepgen.load(std::memory_order_relaxed) == sg - 2);
-    s->sweepgen.store(sg - 1, std::memory_order_relaxed);
+    s->sweepgen.store(sg - 1, std::memory_order_seq_cst);  // before the bitmaps change (base_of)
     if (s->specials.load(std::memory_order_relaxed) != 0) finalizers_sweep_span(s);
     std::uint32_t nw = s->nwords;
     std::uint64_t freed = 0, marked = 0;
@@ -147,6 +151,7 @@ static bool sweep_span(MSpan* s, std::uint32_t sg) {
     }
     if (marked == 0) {
         gcs.inuse_bytes.fetch_sub(std::uint64_t{s->npages} * kPageSize, std::memory_order_relaxed);
+        if (s->gcflags & kSpanOobHeapBits) ga_free(s->heapBits);
         mheap.free_span(s);
         return false;
     }
@@ -191,17 +196,32 @@ static MSpan* cache_span(int spc) {
         push(&c.full[sw], s);
     }
     c.lock.unlock();
-    // Grow: a fresh span.
+    // Grow: a fresh span. Heap bits of small-object scan spans go in the
+    // span's last bytes (Go 1.22); for objects above 512 bytes that would cost
+    // an object per span, so their bits are allocated out of band.
     int sc = spc >> 1;
     bool noscan = spc & 1;
     std::size_t npages = class_to_allocnpages[sc];
-    std::size_t reserve = noscan ? 0 : heap_bits_bytes(npages * kPageSize);
+    bool inband = !noscan && class_to_size[sc] <= kInbandHeapBitsMax;
+    std::size_t bitbytes = heap_bits_bytes(npages * kPageSize);
+    std::size_t reserve = inband ? bitbytes : 0;
+    std::atomic<std::uint64_t>* oob = nullptr;
+    if (!noscan && !inband) {
+        oob = static_cast<std::atomic<std::uint64_t>*>(ga_calloc(bitbytes / 8, 8));
+        if (oob == nullptr) return nullptr;
+    }
     MSpan* s = mheap.alloc_span(npages, sc, SpanKind::Collected, kPageSize, reserve);
-    if (s == nullptr) return nullptr;
+    if (s == nullptr) {
+        ga_free(oob);
+        return nullptr;
+    }
     s->spanclass = static_cast<std::uint8_t>(spc);
-    if (!noscan) {
+    if (inband) {
         s->heapBits = reinterpret_cast<std::atomic<std::uint64_t>*>(s->base + npages * kPageSize - reserve);
         if (s->needzero) std::memset(reinterpret_cast<void*>(s->base + npages * kPageSize - reserve), 0, reserve);
+    } else if (oob != nullptr) {
+        s->heapBits = oob;
+        s->gcflags |= kSpanOobHeapBits;
     }
     s->sweepgen.store(sg, std::memory_order_relaxed);
     gcs.inuse_bytes.fetch_add(npages * kPageSize, std::memory_order_relaxed);
@@ -517,6 +537,21 @@ void learn_layout(TypeInfo* ti, Probe* saved) {
             __atomic_store_n(&ti->kind, kLayoutPrecise, __ATOMIC_RELEASE);
         }
     }
+    // The first object itself was allocated conservative (every word a
+    // pointer): now that its layout is known, clear the bits of its other
+    // words. Atomic AND: the span may be another thread's by now; if that
+    // thread's plain store of a neighbour's bits overwrites this, the object
+    // just stays conservative (safe).
+    MSpan* s;
+    std::uint32_t idx;
+    if (mine.len != 0 && find_object(mine.base, &s, &idx) == mine.base && s->heapBits != nullptr) {
+        std::size_t b0 = (mine.base - s->base) >> 3, nw = mine.len >> 3;
+        for (std::size_t i = 0; i < nw; i++) {
+            if ((mine.bits[i >> 6] >> (i & 63)) & 1) continue;
+            std::size_t b = b0 + i;
+            s->heapBits[b >> 6].fetch_and(~(std::uint64_t{1} << (b & 63)), std::memory_order_relaxed);
+        }
+    }
     ga_free(mine.bits);
 }
 
@@ -528,16 +563,30 @@ void* alloc(std::size_t bytes, bool scan) {
     return detail::alloc(bytes, 1, scan ? &scan_ti : &noscan_ti);
 }
 
+// find_object for the API, which may run while the span is being swept (the
+// sweeper swaps allocBits and gcmarkBits): retry until no sweep overlapped.
+static std::uintptr_t find_object_stable(std::uintptr_t p, MSpan** sp) {
+    for (;;) {
+        MSpan* s = span_of(p);
+        std::uint32_t g1 = s ? s->sweepgen.load(std::memory_order_acquire) : 0;
+        std::uint32_t idx;
+        std::uintptr_t o = find_object(p, sp, &idx);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (s == nullptr) return o;
+        std::uint32_t g2 = s->sweepgen.load(std::memory_order_acquire);
+        if (g1 == g2 && g1 != sg_now() - 1) return o;
+        sched_yield();
+    }
+}
+
 void* base_of(const void* p) {
     MSpan* s;
-    std::uint32_t idx;
-    return reinterpret_cast<void*>(find_object(reinterpret_cast<std::uintptr_t>(p), &s, &idx));
+    return reinterpret_cast<void*>(find_object_stable(reinterpret_cast<std::uintptr_t>(p), &s));
 }
 
 std::size_t size_of(const void* p) {
     MSpan* s;
-    std::uint32_t idx;
-    if (find_object(reinterpret_cast<std::uintptr_t>(p), &s, &idx) == 0) return 0;
+    if (find_object_stable(reinterpret_cast<std::uintptr_t>(p), &s) == 0) return 0;
     return s->elemsize;
 }
 

@@ -252,6 +252,8 @@ static void scan_thread_stack(GcThread* t, void* arg) {
         if (sp < t->stack_lo || sp > t->stack_hi) return;
     }
     scan_conservative_w(w, sp, t->stack_hi);
+    scan_conservative_w(w, reinterpret_cast<std::uintptr_t>(&t->regs[0]),
+                        reinterpret_cast<std::uintptr_t>(&t->regs[24]));
     // The current tiny block: later tiny allocations into it are not black.
     if (t->tiny != 0) shade(w, t->tiny);
 }

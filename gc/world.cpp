@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,12 +71,26 @@ int ncpu() {
 
 // Stop here until the world restarts. Registers are spilled into this frame
 // (and, in the signal case, into the signal frame above it).
-static GA_NOINLINE void park(GcThread* t) {
+//
+// In the signal case the scan starts at the interrupted stack pointer (minus
+// the 128-byte red zone) and the general registers are copied out of the
+// signal context; the kernel's signal frame itself — which holds the vector
+// registers, full of stale copies of pointers from memcpy and the like — is
+// not scanned. (A live pointer held only in a vector register would be
+// missed; compilers keep pointers in general registers or memory.)
+static GA_NOINLINE void park(GcThread* t, ucontext_t* uc) {
     __builtin_unwind_init();
     volatile std::uintptr_t marker = 0;
     std::uint32_t e = stw_epoch.load(std::memory_order_acquire);
     if ((e & 1) == 0) return;  // a stale request: no stop in progress
-    t->saved_sp.store(reinterpret_cast<std::uintptr_t>(&marker), std::memory_order_relaxed);
+    std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(&marker);
+    if (uc != nullptr) {
+        for (int i = 0; i < NGREG && i < 24; i++) t->regs[i] = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[i]);
+        sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]) - 128;
+    } else {
+        for (auto& r : t->regs) r = 0;
+    }
+    t->saved_sp.store(sp, std::memory_order_relaxed);
     t->ack_epoch.store(e, std::memory_order_release);
     if (stw_acks.fetch_add(1, std::memory_order_acq_rel) + 1 >= 1) futex(&stw_acks, FUTEX_WAKE_PRIVATE, 1);
     while (stw_epoch.load(std::memory_order_acquire) == e) futex(&stw_epoch, FUTEX_WAIT_PRIVATE, e);
@@ -83,14 +98,14 @@ static GA_NOINLINE void park(GcThread* t) {
     (void)marker;
 }
 
-static void suspend_handler(int, siginfo_t*, void*) {
+static void suspend_handler(int, siginfo_t*, void* ctx) {
     int saved_errno = errno;
     GcThread* t = tls_gc_thread;
     if (t != nullptr) {
         if (tls_nosuspend != 0)
             tls_suspend_pending = 1;
         else
-            park(t);
+            park(t, static_cast<ucontext_t*>(ctx));
     }
     errno = saved_errno;
 }
@@ -98,7 +113,7 @@ static void suspend_handler(int, siginfo_t*, void*) {
 static void suspend_self() {
     tls_suspend_pending = 0;
     GcThread* t = tls_gc_thread;
-    if (t != nullptr) park(t);
+    if (t != nullptr) park(t, nullptr);
 }
 
 static void thread_exit(void* p) {

@@ -8,18 +8,26 @@
 # the program suite (scripts/bench_programs.py): the workloads of bench/programs/
 # under glibc, jemalloc, mimalloc, tcmalloc and goalloc (LD_PRELOAD), K
 # interleaved rounds, into bench/results/programs.md (+ .json, two SVG charts).
+# Last, the garbage-collector suite (scripts/bench_gc.py): the programs of
+# bench/gc/ (binary_trees, gcbench, gc_latency) on goalloc's collector, Boehm GC
+# (Debian's libgc) and Go (Debian's golang-go), interleaved rounds, into
+# bench/results/gc.md (+ .json, two SVG charts).
 #
 # Usage: scripts/bench.sh [--quick] [--rounds K] [--min-time SECONDS] [--no-callgrind]
 #                         [--no-programs | --programs-only] [--program-rounds K]
+#                         [--no-gc | --gc-only] [--gc-rounds K]
 #   --quick      1 round, --benchmark_min_time=0.01, no callgrind, quick program
-#                parameters; a smoke run whose reports go to build-bench/quick/,
+#                and GC parameters; a smoke run whose reports go to build-bench/quick/,
 #                not bench/results/
 #   --rounds K   rounds of the micro suite (default 5), and of the program suite
 #                unless --program-rounds is given
 #   --min-time   Google Benchmark's --benchmark_min_time (default: its own, 0.5 s)
 #   --no-programs      skip the program suite
-#   --programs-only    run only the program suite (no micro suite, no callgrind)
+#   --programs-only    run only the program suite (no micro suite, no callgrind, no GC suite)
 #   --program-rounds K rounds of the program suite (a full round takes ~2 min)
+#   --no-gc            skip the GC suite
+#   --gc-only          run only the GC suite
+#   --gc-rounds K      rounds of the GC suite (default 3; a full round takes ~2 min)
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -33,6 +41,8 @@ callgrind=1
 programs=1
 micro=1
 program_rounds=""
+gc=1
+gc_rounds=3
 while (($#)); do
   case "$1" in
     --quick)        quick=1; shift ;;
@@ -40,8 +50,11 @@ while (($#)); do
     --min-time)     min_time="${2:?--min-time needs a value}"; shift 2 ;;
     --no-callgrind) callgrind=0; shift ;;
     --no-programs)  programs=0; shift ;;
-    --programs-only) micro=0; callgrind=0; shift ;;
+    --programs-only) micro=0; callgrind=0; gc=0; shift ;;
     --program-rounds) program_rounds="${2:?--program-rounds needs a value}"; shift 2 ;;
+    --no-gc)        gc=0; shift ;;
+    --gc-only)      micro=0; callgrind=0; programs=0; shift ;;
+    --gc-rounds)    gc_rounds="${2:?--gc-rounds needs a value}"; shift 2 ;;
     -h|--help)      awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *)              ga_die "unknown argument '$1' (see --help)" ;;
   esac
@@ -52,7 +65,8 @@ fi
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || ga_die "--rounds must be a positive integer"
 program_rounds="${program_rounds:-$rounds}"
 [[ "$program_rounds" =~ ^[1-9][0-9]*$ ]] || ga_die "--program-rounds must be a positive integer"
-((micro || programs)) || ga_die "--no-programs and --programs-only leave nothing to run"
+[[ "$gc_rounds" =~ ^[1-9][0-9]*$ ]] || ga_die "--gc-rounds must be a positive integer"
+((micro || programs || gc)) || ga_die "the --no-* and --*-only options given leave nothing to run"
 build="build-bench"
 results="bench/results"
 ((quick == 0)) || results="$build/quick"
@@ -60,7 +74,7 @@ jobs="$(ga_nproc)"
 
 ga_section "dependencies"
 ga_ensure_packages "${GA_TEST_PACKAGES[@]}" libjemalloc-dev libmimalloc-dev \
-                   libgoogle-perftools-dev gnuplot-nox
+                   libgoogle-perftools-dev gnuplot-nox libgc-dev golang-go
 for tool in cmake c++ python3; do
   command -v "$tool" >/dev/null 2>&1 || ga_die "'$tool' not found"
 done
@@ -72,6 +86,8 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGOALLOC_DEBUG_LEVEL=0 \
 targets=(goalloc)
 ((micro == 0)) || targets+=(bench_malloc callgrind_pair)
 ((programs == 0)) || targets+=(bench_programs)
+# bench_gc: the goalloc and Boehm flavours (the Go ones: bench_gc.py runs go build).
+((gc == 0)) || targets+=(bench_gc)
 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 exe="$build/bench/bench_malloc"
 
@@ -128,6 +144,7 @@ if ((micro)); then
   ((${#pin[@]} == 0)) || report_args+=(--pin "${pin[*]}")
   ((callgrind == 0)) || report_args+=(--see-also callgrind_pair.md)
   ((programs == 0)) || report_args+=(--see-also programs.md)
+  ((gc == 0)) || report_args+=(--see-also gc.md)
   python3 scripts/bench_report.py "${report_args[@]}" "$json_dir"/round*-*.json
 fi
 
@@ -138,6 +155,14 @@ if ((programs)); then
   if ((quick)); then prog_args+=(--quick); params="quick parameters"; fi
   ga_section "program suite: $program_rounds round(s), $params"
   python3 scripts/bench_programs.py "${prog_args[@]}"
+fi
+
+if ((gc)); then
+  gc_args=(--build-dir "$build" --out-dir "$results" --rounds "$gc_rounds" --command "$cmdline")
+  params="full parameters"
+  if ((quick)); then gc_args+=(--quick); params="quick parameters"; fi
+  ga_section "GC suite: $gc_rounds round(s), $params (goalloc, Boehm GC, Go)"
+  python3 scripts/bench_gc.py "${gc_args[@]}"
 fi
 
 ga_section "done: results in $results/"
