@@ -13,6 +13,7 @@ __thread std::uint32_t tls_suspend_pending
     __attribute__((tls_model("initial-exec"), visibility("default"))) = 0;
 static void no_suspend_hook() { tls_suspend_pending = 0; }
 __attribute__((visibility("default"))) void (*suspend_hook)() = no_suspend_hook;
+__attribute__((visibility("default"))) std::uint32_t gc_stop_requested = 0;
 
 static long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val) {
     return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), op, val, nullptr, nullptr, 0);

@@ -51,13 +51,18 @@ extern __thread std::uint32_t tls_suspend_pending
     __attribute__((tls_model("initial-exec"), visibility("default")));
 // Installed by the collector: stop this thread now (it has a pending stop request).
 extern void (*suspend_hook)() __attribute__((visibility("default")));
+// Set by the collector while it stops the world: a thread leaving its last
+// nosuspend region stops itself at once (a poll, cheaper than a signal).
+extern std::uint32_t gc_stop_requested __attribute__((visibility("default")));
 GA_INLINE void nosuspend_enter() {
     tls_nosuspend++;
     std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 GA_INLINE void nosuspend_exit() {
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (--tls_nosuspend == 0 && GA_UNLIKELY(tls_suspend_pending != 0)) suspend_hook();
+    if (--tls_nosuspend == 0 &&
+        GA_UNLIKELY((tls_suspend_pending | __atomic_load_n(&gc_stop_requested, __ATOMIC_RELAXED)) != 0))
+        suspend_hook();
 }
 
 void lockrank_acquire(LockRank r);  // debug level >= 2 only

@@ -44,6 +44,20 @@ static long futex_wait(std::atomic<std::uint32_t>* a, std::uint32_t v, long time
     return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAIT_PRIVATE, v,
                    timeout_ns >= 0 ? &ts : nullptr, nullptr, 0);
 }
+// A futex wait as a blocking call (world.cpp): stops do not signal the waiter.
+struct WaitArgs {
+    std::atomic<std::uint32_t>* a;
+    std::uint32_t v;
+    long timeout_ns;
+};
+static void wait_fn(void* p) {
+    auto* w = static_cast<WaitArgs*>(p);
+    futex_wait(w->a, w->v, w->timeout_ns);
+}
+static void blocking_wait(std::atomic<std::uint32_t>* a, std::uint32_t v, long timeout_ns) {
+    WaitArgs w{a, v, timeout_ns};
+    blocking_call(wait_fn, &w);
+}
 static void futex_wake(std::atomic<std::uint32_t>* a) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
 }
@@ -438,7 +452,7 @@ static void* finalizer_thread(void*) {
             }
         }
         if (f.fn == nullptr) {
-            futex_wait(&fin_seq, seq, -1);
+            blocking_wait(&fin_seq, seq, -1);
             continue;
         }
         f.fn(reinterpret_cast<void*>(f.obj), f.arg);
@@ -455,12 +469,14 @@ void run_finalizers() {
     for (;;) {
         std::uint32_t seq = fin_done_seq.load(std::memory_order_acquire);
         if (fin_done.load(std::memory_order_acquire) >= want) return;
-        futex_wait(&fin_done_seq, seq, 1000000);
+        blocking_wait(&fin_done_seq, seq, 1000000);
     }
 }
 
 // ---- the cycle ----
 struct CycleTimes {
+    std::uint64_t stop1_ns, stop2_ns, flush2_ns, body2_ns, start2_ns;  // gctrace=2 detail
+    int attempts;
     std::uint64_t start, stw1, stw1_end, mark_end, stw2_end;
     std::uint64_t stw1_ns, stw2_ns;
     std::uint64_t heap0, heap1, marked, goal;
@@ -534,6 +550,19 @@ static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
     Msg m;
     m.s(line);
     m.write_stderr();
+    if (options().gctrace >= 2) {
+        std::snprintf(line, sizeof line,
+                      "gc %u stw detail: stop1 %llu us; termination attempts %d, stop2 %llu us, flush %llu us, "
+                      "body %llu us, restart %llu us\n",
+                      num, static_cast<unsigned long long>(c.stop1_ns / 1000), c.attempts,
+                      static_cast<unsigned long long>(c.stop2_ns / 1000),
+                      static_cast<unsigned long long>(c.flush2_ns / 1000),
+                      static_cast<unsigned long long>(c.body2_ns / 1000),
+                      static_cast<unsigned long long>(c.start2_ns / 1000));
+        Msg m2;
+        m2.s(line);
+        m2.write_stderr();
+    }
 }
 
 static std::uint64_t stack_bytes_cb_total;
@@ -552,6 +581,7 @@ static void run_cycle(bool forced) {
     finish_sweep();
     c.stw1 = nanotime();
     stop_the_world();
+    c.stop1_ns = nanotime() - c.stw1;
     GA_ASSERT(sweep_done());
     cycles_started.fetch_add(1, std::memory_order_acq_rel);
     c.heap0 = gcs.heap_live.load(std::memory_order_relaxed);
@@ -586,13 +616,21 @@ static void run_cycle(bool forced) {
             // 3. Mark termination, if the barrier buffers hold nothing new.
             std::uint64_t t2 = nanotime();
             stop_the_world();
+            std::uint64_t t2s = nanotime();
             for_each_thread(flush_wbuf_cb, nullptr);
+            c.stop2_ns = t2s - t2;
+            c.flush2_ns = nanotime() - t2s;
+            c.attempts = attempts + 1;
             if (work_available()) {
-                if (++attempts >= 8) {
-                    drain(-1);  // give up on concurrency: finish with the world stopped
+                // Found work (an assist's last chunk, barrier buffers): mark it
+                // concurrently and try again. Every attempt marks new objects,
+                // so this ends; only after many attempts finish it stopped.
+                if (++attempts >= 64) {
+                    drain(-1);
                 } else {
+                    std::uint64_t t2e = nanotime();
                     start_the_world();
-                    record_pause(nanotime() - t2, walltime_ns());
+                    record_pause(t2e - t2, walltime_ns());
                     continue;
                 }
             }
@@ -640,8 +678,10 @@ static void run_cycle(bool forced) {
                 LockGuard g(stats_lock);
                 cstats.pause_ns[(n + 1) % 256] = 0;
             }
+            c.body2_ns = nanotime() - t2s - c.flush2_ns;
             start_the_world();
             c.stw2_end = nanotime();
+            c.start2_ns = c.stw2_end - t3;
             break;
         }
         // Throttle the background worker to its share, unless CPUs are idle.
@@ -729,7 +769,7 @@ void collect() {
     for (;;) {
         std::uint32_t s = swept_cycles.load(std::memory_order_acquire);
         if (static_cast<std::int32_t>(s - target) >= 0) break;
-        futex_wait(&swept_cycles, s, 10000000);
+        blocking_wait(&swept_cycles, s, 10000000);
     }
 }
 

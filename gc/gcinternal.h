@@ -85,6 +85,12 @@ struct GcThread {
     std::atomic<std::uintptr_t> saved_sp{0};  // while stopped: scan [saved_sp, stack_hi)
     std::uintptr_t regs[24] = {};              // while stopped by the signal: general registers
     std::atomic<std::uint32_t> ack_epoch{0};  // the stop epoch this thread acknowledged
+    std::atomic<std::uint32_t> state{0};      // world.cpp: running, blocked, claimed by a stop
+    std::uint32_t stop_epoch = 0;             // threads lock: the stop that signalled this thread
+    // Checkmark mode: this thread's stack and registers as scanned at the
+    // cycle's first stop (collector, world stopped; freed at unregister).
+    std::uintptr_t* ck_copy = nullptr;
+    std::size_t ck_words = 0;
     bool exiting = false;
     GcThread* next = nullptr;  // registry (threads lock)
     GcThread* prev = nullptr;
@@ -156,6 +162,8 @@ void start_the_world();
 // With the world stopped: call f on each registered thread (including the caller's, if registered).
 void for_each_thread(void (*f)(GcThread*, void*), void* arg);
 int registered_threads();
+// Run a blocking call (a futex wait) so that stops need not signal this thread.
+void blocking_call(void (*fn)(void*), void* arg);
 int ncpu();
 std::uint64_t nanotime();
 std::uint64_t thread_cpu_ns();

@@ -194,6 +194,16 @@ static MSpan* cache_span(int spc) {
         }
         (void)was_full;
         push(&c.full[sw], s);
+        if (GA_UNLIKELY(tls_suspend_pending != 0)) {
+            // A stop is waiting: this thread holds no span now, so it may stop.
+            c.lock.unlock();
+            nosuspend_exit();
+            nosuspend_enter();
+            c.lock.lock();
+            sg = sg_now();
+            sw = (sg >> 1) & 1;
+            un = sw ^ 1;
+        }
     }
     c.lock.unlock();
     // Grow: a fresh span. Heap bits of small-object scan spans go in the

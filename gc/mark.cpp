@@ -101,6 +101,9 @@ struct Gcw {
     std::int64_t bytes_marked = 0;
     std::int64_t scan_work = 0;
     bool check = false;  // checkmark pass: use checkmarkBits, verify gcmarkBits
+    // Checkmark diagnostics: where the pointer being shaded was found.
+    const char* src = "";
+    std::uintptr_t src_addr = 0;
 
     void put(std::uintptr_t obj) {
         if (b == nullptr) b = getempty();
@@ -130,10 +133,11 @@ struct Gcw {
     }
 };
 
-[[noreturn]] static void checkmark_fail(std::uintptr_t obj, MSpan* s) {
+[[noreturn]] static void checkmark_fail(std::uintptr_t obj, MSpan* s, const char* src, std::uintptr_t at) {
     Msg m;
     m.s("goalloc: fatal error: checkmark found unmarked reachable object ").hex(obj).s(" (span ")
-        .hex(s->base).s(", ").dec(s->elemsize).s("-byte objects)\n");
+        .hex(s->base).s(", ").dec(s->elemsize).s("-byte objects, ").s(s->heapBits ? "scan" : "noscan")
+        .s("), referenced from ").s(src).s(" at ").hex(at).s("\n");
     m.fatal();
 }
 
@@ -150,7 +154,7 @@ static inline bool shade(Gcw& w, std::uintptr_t p) {
         }
         if (s->checkmarkBits[idx >> 6] & bit) return false;
         s->checkmarkBits[idx >> 6] |= bit;
-        if (!(s->gcmarkBits[idx >> 6].load(std::memory_order_relaxed) & bit)) checkmark_fail(obj, s);
+        if (!(s->gcmarkBits[idx >> 6].load(std::memory_order_relaxed) & bit)) checkmark_fail(obj, s, w.src, w.src_addr);
         if (s->heapBits != nullptr) w.put(obj);
         return true;
     }
@@ -182,6 +186,10 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
             bits &= bits - 1;
             auto* slot = reinterpret_cast<std::uintptr_t*>(s->base + ((b + k) << 3));
             std::uintptr_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);
+            if (GA_UNLIKELY(w.check)) {
+                w.src = "a heap object's pointer word";
+                w.src_addr = reinterpret_cast<std::uintptr_t>(slot);
+            }
             if (maybe_heap(v)) shade(w, v);
         }
         b += avail;
@@ -217,6 +225,7 @@ void scan_conservative_w(Gcw& w, std::uintptr_t lo, std::uintptr_t hi) {
     lo = (lo + 7) & ~std::uintptr_t{7};
     for (std::uintptr_t a = lo; a + 8 <= hi; a += 8) {
         std::uintptr_t v = __atomic_load_n(reinterpret_cast<std::uintptr_t*>(a), __ATOMIC_RELAXED);
+        if (GA_UNLIKELY(w.check)) w.src_addr = a;
         if (maybe_heap(v)) shade(w, v);
     }
     w.scan_work += static_cast<std::int64_t>(hi - lo);
@@ -241,8 +250,33 @@ void scan_object_contents(std::uintptr_t obj) {
 
 static bool checking = false;  // world stopped during checkmark
 
+// Checkmark mode: keep a copy of what the first stop scanned (see checkmark_run).
+static void snapshot_stack(GcThread* t, std::uintptr_t sp) {
+    ga_free(t->ck_copy);
+    t->ck_copy = nullptr;
+    t->ck_words = 0;
+    std::size_t n = (t->stack_hi - (sp & ~std::uintptr_t{7})) / 8;
+    auto* c = static_cast<std::uintptr_t*>(ga_malloc((n + 24) * 8));
+    if (c == nullptr) return;
+    std::memcpy(c, reinterpret_cast<void*>(sp & ~std::uintptr_t{7}), n * 8);
+    std::memcpy(c + n, t->regs, 24 * 8);
+    t->ck_copy = c;
+    t->ck_words = n + 24;
+}
+
 static void scan_thread_stack(GcThread* t, void* arg) {
     Gcw& w = *static_cast<Gcw*>(arg);
+    if (w.check) {
+        // Checkmark traces from the stacks as they were at the first stop:
+        // a conservative scan of the stacks now would also see pointers
+        // computed since (one past the end of an object, a dead register),
+        // which may point at garbage that was rightly left unmarked.
+        w.src = "a thread stack (as of the cycle's first stop)";
+        if (t->ck_copy != nullptr)
+            scan_conservative_w(w, reinterpret_cast<std::uintptr_t>(t->ck_copy),
+                                reinterpret_cast<std::uintptr_t>(t->ck_copy + t->ck_words));
+        return;
+    }
     std::uintptr_t sp = t->saved_sp.load(std::memory_order_relaxed);
     if (sp == 0 || sp < t->stack_lo || sp > t->stack_hi) {
         // Not parked (the caller's own thread): scan from here.
@@ -251,11 +285,16 @@ static void scan_thread_stack(GcThread* t, void* arg) {
         sp = reinterpret_cast<std::uintptr_t>(&here);
         if (sp < t->stack_lo || sp > t->stack_hi) return;
     }
+    if (checkmark_enabled()) snapshot_stack(t, sp);
+    w.src = "a thread stack";
     scan_conservative_w(w, sp, t->stack_hi);
+    w.src = "a thread's saved registers";
     scan_conservative_w(w, reinterpret_cast<std::uintptr_t>(&t->regs[0]),
                         reinterpret_cast<std::uintptr_t>(&t->regs[24]));
     // The current tiny block: later tiny allocations into it are not black.
     if (t->tiny != 0) shade(w, t->tiny);
+    // (Checkmark: the copy's last register slot, unused by the kernel, keeps the tiny block.)
+    if (t->ck_copy != nullptr && t->ck_words >= 24 && t->tiny != 0) t->ck_copy[t->ck_words - 1] = t->tiny;
 }
 
 void scan_stacks() {
@@ -270,6 +309,9 @@ std::int64_t drain(std::int64_t budget) {
     w.check = checking;
     std::int64_t done = 0;
     while (budget < 0 || done < budget) {
+        // A stop-the-world is waiting for this thread (an assist, in a
+        // nosuspend region): hand the work back and let it stop.
+        if (GA_UNLIKELY(tls_suspend_pending != 0)) break;
         std::uintptr_t b = w.tryget();
         if (b == 0) break;
         std::int64_t before = w.scan_work;
@@ -345,6 +387,7 @@ bool checkmark_active() { return checking; }
 void scan_conservative_check(std::uintptr_t lo, std::uintptr_t hi) {
     Gcw w;
     w.check = checking;
+    w.src = "a root (Root<T>, root range or finalizer)";
     scan_conservative_w(w, lo, hi);
     w.flush();
 }

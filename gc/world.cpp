@@ -38,6 +38,18 @@ static GcThread* threads_head = nullptr;  // threads_lock
 static int nthreads = 0;                  // threads_lock
 static std::atomic<std::uint32_t> stw_epoch{0};  // odd: a stop is in progress
 static std::atomic<std::uint32_t> stw_acks{0};
+static std::atomic<std::uint32_t> stw_waiting{0};  // the stopper sleeps on stw_acks
+// The stopper spins this long for acknowledgements, then yields its CPU (a
+// signalled thread that was asleep needs one), then sleeps.
+static constexpr std::uint64_t kSpinNs = 20000;
+static constexpr std::uint64_t kYieldNs = 2000000;
+static constexpr std::uint64_t kPollNs = 5000;  // wait this long for threads to stop by polling
+
+// Thread states for stopping (GcThread::state): a Blocked thread has saved
+// its registers and stack pointer and sits in a blocking call; the stopper
+// claims it instead of signalling it, and it cannot leave the call until the
+// world restarts (Go's entersyscall/exitsyscall).
+static constexpr std::uint32_t kRunning = 0, kBlocked = 1, kClaimed = 2;
 static pthread_key_t thread_key;
 static pthread_once_t world_once = PTHREAD_ONCE_INIT;
 
@@ -83,6 +95,9 @@ static GA_NOINLINE void park(GcThread* t, ucontext_t* uc) {
     volatile std::uintptr_t marker = 0;
     std::uint32_t e = stw_epoch.load(std::memory_order_acquire);
     if ((e & 1) == 0) return;  // a stale request: no stop in progress
+    // A thread inside blocking_call keeps its saved state when a stray signal
+    // parks it here; put it back on the way out.
+    std::uintptr_t old_sp = t->saved_sp.load(std::memory_order_relaxed);
     std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(&marker);
     if (uc != nullptr) {
         for (int i = 0; i < NGREG && i < 24; i++) t->regs[i] = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[i]);
@@ -92,9 +107,14 @@ static GA_NOINLINE void park(GcThread* t, ucontext_t* uc) {
     }
     t->saved_sp.store(sp, std::memory_order_relaxed);
     t->ack_epoch.store(e, std::memory_order_release);
-    if (stw_acks.fetch_add(1, std::memory_order_acq_rel) + 1 >= 1) futex(&stw_acks, FUTEX_WAKE_PRIVATE, 1);
+    stw_acks.fetch_add(1, std::memory_order_acq_rel);
+    if (stw_waiting.load(std::memory_order_acquire)) futex(&stw_acks, FUTEX_WAKE_PRIVATE, 1);
+    // Sleep until the restart. (Spinning here would take the CPU the
+    // stopper needs when there are more threads than CPUs.)
     while (stw_epoch.load(std::memory_order_acquire) == e) futex(&stw_epoch, FUTEX_WAIT_PRIVATE, e);
-    t->saved_sp.store(0, std::memory_order_relaxed);
+    if (old_sp != 0)
+        for (auto& r : t->regs) r = 0;
+    t->saved_sp.store(old_sp, std::memory_order_relaxed);
     (void)marker;
 }
 
@@ -193,34 +213,104 @@ void unregister_thread() {
     }
     tls_suspend_pending = 0;
     pthread_setspecific(thread_key, nullptr);
+    ga_free(t->ck_copy);
     t->~GcThread();
     ga_free(t);
 }
 
 int registered_threads() { return nthreads; }
 
+// Run fn(arg), a blocking call, as a Blocked thread. Callee-saved registers
+// are spilled into this frame, and the stack from here up is what a stop
+// scans; fn must not touch the collected heap.
+GA_NOINLINE void blocking_call(void (*fn)(void*), void* arg) {
+    GcThread* t = tls_gc_thread;
+    if (t == nullptr) {
+        fn(arg);
+        return;
+    }
+    __builtin_unwind_init();
+    volatile std::uintptr_t marker = 0;
+    for (auto& r : t->regs) r = 0;
+    t->saved_sp.store(reinterpret_cast<std::uintptr_t>(&marker), std::memory_order_relaxed);
+    t->state.store(kBlocked, std::memory_order_seq_cst);
+    fn(arg);
+    for (;;) {
+        std::uint32_t st = kBlocked;
+        if (t->state.compare_exchange_strong(st, kRunning, std::memory_order_acq_rel)) break;
+        futex(&t->state, FUTEX_WAIT_PRIVATE, kClaimed);  // claimed by a stop: wait for the restart
+    }
+    t->saved_sp.store(0, std::memory_order_relaxed);
+    (void)marker;
+}
+
 void stop_the_world() {
     threads_lock.lock();
     std::uint32_t e = stw_epoch.load(std::memory_order_relaxed) + 1;  // odd
     stw_acks.store(0, std::memory_order_relaxed);
     stw_epoch.store(e, std::memory_order_release);
+    __atomic_store_n(&gc_stop_requested, 1, __ATOMIC_SEQ_CST);
     GcThread* self = tls_gc_thread;
     std::uint32_t want = 0;
     for (GcThread* t = threads_head; t != nullptr; t = t->next) {
         if (t == self) continue;
+        std::uint32_t st = kBlocked;
+        if (t->state.compare_exchange_strong(st, kClaimed, std::memory_order_acq_rel)) continue;
         want++;
+        t->stop_epoch = e;
+    }
+    // Threads that allocate or take a lock stop by themselves within
+    // microseconds (the poll in nosuspend_exit); signal the others.
+    std::uint64_t tp = nanotime();
+    while (nanotime() - tp < kPollNs) {
+        bool all = true;
+        for (GcThread* t = threads_head; t != nullptr && all; t = t->next)
+            if (t != self && t->stop_epoch == e && t->ack_epoch.load(std::memory_order_acquire) != e) all = false;
+        if (all) break;
+        for (int i = 0; i < 16; i++) __builtin_ia32_pause();
+    }
+    for (GcThread* t = threads_head; t != nullptr; t = t->next) {
+        if (t == self || t->stop_epoch != e || t->ack_epoch.load(std::memory_order_acquire) == e) continue;
         int r = pthread_kill(t->tid, kSuspendSignal);
         if (r != 0) throw_fatal("gc: cannot signal a registered thread (did it exit without unregistering?)");
     }
+    std::uint64_t t0 = nanotime();
     for (;;) {
         std::uint32_t n = stw_acks.load(std::memory_order_acquire);
-        if (n >= want) break;
-        timespec ts{0, 1000000};  // re-check at least every ms
-        syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&stw_acks), FUTEX_WAIT_PRIVATE, n, &ts, nullptr, 0);
+        if (n >= want) {
+            // Count only this stop's acknowledgements (a stray signal to a
+            // claimed thread may have added one).
+            bool all = true;
+            for (GcThread* t = threads_head; t != nullptr && all; t = t->next)
+                if (t != self && t->stop_epoch == e && t->ack_epoch.load(std::memory_order_acquire) != e) all = false;
+            if (all) break;
+        }
+        std::uint64_t el = nanotime() - t0;
+        if (el < kSpinNs) {
+            for (int i = 0; i < 32; i++) __builtin_ia32_pause();
+            continue;
+        }
+        if (el < kYieldNs) {
+            sched_yield();
+            continue;
+        }
+        stw_waiting.store(1, std::memory_order_seq_cst);
+        n = stw_acks.load(std::memory_order_seq_cst);
+        {
+            timespec ts{0, 1000000};  // re-check at least every ms
+            syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&stw_acks), FUTEX_WAIT_PRIVATE, n, &ts, nullptr, 0);
+        }
     }
+    stw_waiting.store(0, std::memory_order_relaxed);
 }
 
 void start_the_world() {
+    for (GcThread* t = threads_head; t != nullptr; t = t->next) {
+        std::uint32_t st = kClaimed;
+        if (t->state.compare_exchange_strong(st, kBlocked, std::memory_order_acq_rel))
+            futex(&t->state, FUTEX_WAKE_PRIVATE, 1);
+    }
+    __atomic_store_n(&gc_stop_requested, 0, __ATOMIC_SEQ_CST);
     stw_epoch.fetch_add(1, std::memory_order_release);  // even
     futex(&stw_epoch, FUTEX_WAKE_PRIVATE, 0x7fffffff);
     threads_lock.unlock();

@@ -39,6 +39,7 @@ extern __thread std::uint32_t tls_nosuspend
 extern __thread std::uint32_t tls_suspend_pending
     __attribute__((tls_model("initial-exec"), visibility("default")));
 extern void (*suspend_hook)() __attribute__((visibility("default")));
+extern std::uint32_t gc_stop_requested __attribute__((visibility("default")));
 }  // namespace goalloc
 
 namespace goalloc::gc {
@@ -220,7 +221,9 @@ inline void store(void** slot, void* value) {
         detail::barrier_slow(slot, value);
     __atomic_store_n(slot, value, __ATOMIC_RELAXED);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (--::goalloc::tls_nosuspend == 0 && __builtin_expect(::goalloc::tls_suspend_pending != 0, 0))
+    if (--::goalloc::tls_nosuspend == 0 &&
+        __builtin_expect((::goalloc::tls_suspend_pending |
+                          __atomic_load_n(&::goalloc::gc_stop_requested, __ATOMIC_RELAXED)) != 0, 0))
         ::goalloc::suspend_hook();
 }
 
