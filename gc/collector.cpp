@@ -485,6 +485,7 @@ struct CycleTimes {
 };
 
 static void release_cache_cb(GcThread* t, void*) { release_thread_cache(t); }
+static void snapshot_cb(GcThread* t, void*) { snapshot_for_mark(t); }
 static void flush_wbuf_cb(GcThread* t, void*) { flush_wbuf(t); }
 
 static void record_pause(std::uint64_t ns, std::uint64_t end_wall) {
@@ -594,6 +595,7 @@ static void run_cycle(bool forced) {
     __atomic_store_n(&detail::write_barrier_enabled, 1, __ATOMIC_RELAXED);
     stack_bytes_cb_total = 0;
     for_each_thread(stack_bytes_cb, nullptr);
+    for_each_thread(snapshot_cb, nullptr);
     scan_stacks();
     std::uint64_t globals = scan_root_ranges();
     start_the_world();

@@ -53,6 +53,7 @@ inline constexpr std::uint32_t kPhaseMark = 1;
 
 inline constexpr std::size_t kTinySize = 16;
 inline constexpr std::uint8_t kSpanOobHeapBits = 1;  // MSpan::gcflags: heapBits is ga_calloc'd
+inline constexpr std::uint8_t kSpanBlackCache = 2;   // MSpan::gcflags: remoteBits = free slots when marking began
 inline constexpr int kTinySpanClass = (2 << 1) | 1;  // size class 2 (16 B), noscan
 
 // ---- per-thread state of a registered mutator ----
@@ -136,6 +137,7 @@ void heap_init_gc();
 // thread itself at exit). Adjusts heap_live for the unused slots.
 void release_thread_cache(GcThread* t);
 void merge_thread_stats(GcThread* t);
+void snapshot_for_mark(GcThread* t);  // world stopped, marking starting: see heap.cpp
 // Sweep one span popped from an unswept list (or a large span); true if the span survives.
 std::size_t sweep_some(std::size_t max_spans);  // background/finishing sweep: spans swept
 bool sweep_done();

@@ -247,9 +247,44 @@ static std::uint32_t entry_free(const AllocEntry* e) {
     return n;
 }
 
+// Black allocation, by span (instead of an atomic OR per object): a span a
+// thread starts to allocate from while marking is on (or holds when marking
+// starts: snapshot_for_mark) remembers which slots were free then, in
+// remoteBits (unused by collected spans); when it leaves the cache, the slots
+// allocated since are OR-ed into gcmarkBits. Every cache is emptied at mark
+// termination, before sweeping can look at the bits. Until then a marker may
+// find such an object unmarked and scan it: harmless, its fields hold only
+// pointers the snapshot already covers.
+static void snapshot_free(MSpan* s) {
+    for (std::uint32_t w = 0; w < s->nwords; w++)
+        s->remoteBits[w].store(~s->allocBits[w].load(std::memory_order_relaxed), std::memory_order_relaxed);
+    s->gcflags |= kSpanBlackCache;
+}
+
+static void blacken_new(MSpan* s) {
+    std::uint64_t n = 0;
+    for (std::uint32_t w = 0; w < s->nwords; w++) {
+        std::uint64_t nb = s->remoteBits[w].load(std::memory_order_relaxed) &
+                           s->allocBits[w].load(std::memory_order_relaxed);
+        s->remoteBits[w].store(0, std::memory_order_relaxed);
+        if (nb != 0) {
+            s->gcmarkBits[w].fetch_or(nb, std::memory_order_relaxed);
+            n += popcount64(nb);
+        }
+    }
+    s->gcflags &= static_cast<std::uint8_t>(~kSpanBlackCache);
+    if (n != 0) gcs.bytes_marked.fetch_add(static_cast<std::int64_t>(n * s->elemsize), std::memory_order_relaxed);
+}
+
+void snapshot_for_mark(GcThread* t) {
+    for (int i = 0; i < kNumSpanClasses; i++)
+        if (MSpan* s = t->alloc[i].span) snapshot_free(s);
+}
+
 static void uncache_entry(GcThread* t, AllocEntry* e) {
     MSpan* s = e->span;
     if (s == nullptr) return;
+    if (s->gcflags & kSpanBlackCache) blacken_new(s);
     std::uint64_t unused = entry_free(e);
     // The unused slots were counted as allocated at refill: take them back.
     if (unused != 0) {
@@ -292,6 +327,7 @@ static std::uint64_t refill(GcThread* t, int spc) {
     }
     MSpan* s = cache_span(spc);
     if (s == nullptr) return 0;
+    if (gcs.blacken.load(std::memory_order_relaxed)) snapshot_free(s);
     std::uint32_t freeslots = 0;
     e->span = s;
     e->word = ~0u;
@@ -316,7 +352,7 @@ static std::uint64_t refill(GcThread* t, int spc) {
     m.fatal();
 }
 
-static void* alloc_large(GcThread* t, std::size_t n, const TypeInfo* ti, std::size_t count) {
+static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo* ti, std::size_t count) {
     bool noscan = ti->kind == detail::kLayoutNoscan;
     std::size_t words = (n + 7) / 8;
     std::size_t reserve = noscan ? 0 : ((words + 63) / 64) * 8;
@@ -356,7 +392,7 @@ static void* alloc_large(GcThread* t, std::size_t n, const TypeInfo* ti, std::si
 }
 
 // The allocator proper. n > 0. nullptr only when out of memory.
-static void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t count) {
+static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t count) {
     GcThread* t = current_thread();
     bool noscan = ti->kind == detail::kLayoutNoscan;
     if (n > kMaxSmallSize) return alloc_large(t, n, ti, count);
@@ -402,12 +438,21 @@ static void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t count) {
             s->allocBits[w].store(s->allocBits[w].load(std::memory_order_relaxed) | bit,
                                   std::memory_order_relaxed);
             std::uint32_t idx = w * 64 + b;
-            std::uintptr_t p = s->base + idx * s->elemsize;
-            if (s->needzero) std::memset(reinterpret_cast<void*>(p), 0, s->elemsize);
-            if (!noscan) write_heap_bits(s, (p - s->base) >> 3, s->elemsize >> 3, ti, count);
-            if (GA_UNLIKELY(gcs.blacken.load(std::memory_order_relaxed) != 0)) {
-                s->gcmarkBits[w].fetch_or(bit, std::memory_order_relaxed);
-                gcs.bytes_marked.fetch_add(static_cast<std::int64_t>(s->elemsize), std::memory_order_relaxed);
+            std::uintptr_t es = s->elemsize;
+            std::uintptr_t p = s->base + idx * es;
+            if (s->needzero) {
+                if (es == 16) {
+                    reinterpret_cast<std::uint64_t*>(p)[0] = 0;
+                    reinterpret_cast<std::uint64_t*>(p)[1] = 0;
+                } else {
+                    std::memset(reinterpret_cast<void*>(p), 0, es);
+                }
+            }
+            if (!noscan) {
+                if (GA_LIKELY(ti->kind == detail::kLayoutPrecise && count == 1 && es <= 512))
+                    bits_write(s->heapBits, (p - s->base) >> 3, ti->mask[0], static_cast<unsigned>(es >> 3));
+                else
+                    write_heap_bits(s, (p - s->base) >> 3, es >> 3, ti, count);
             }
             nosuspend_exit();
             return reinterpret_cast<void*>(p);
