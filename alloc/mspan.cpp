@@ -38,6 +38,7 @@ void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k, std::si
     next = prev = nullptr;
     heapBits = nullptr;
     gcflags = 0;
+    uniform.store(nullptr, std::memory_order_relaxed);
     specials.store(0, std::memory_order_relaxed);
     checkmarkBits = nullptr;
 }

@@ -122,7 +122,11 @@ struct alignas(64) MSpan {
     // memory (the `reserve` of init). nullptr for noscan spans.
     std::atomic<std::uint64_t>* heapBits = nullptr;
     std::atomic<std::uint8_t> specials{0};      // has finalizers (gc finalizer lock)
-    std::uint8_t gcflags = 0;                    // gc: kSpanOobHeapBits
+    std::uint8_t gcflags = 0;                    // gc: kSpanOobHeapBits, kSpanBlackCache
+    // gc: the one type (TypeInfo) of every object allocated in this scan span,
+    // so that its heap bits need not be written (see gc/heap.cpp);
+    // kUniformUnset while empty, nullptr once types mixed (heapBits rule).
+    std::atomic<const void*> uniform{nullptr};
     std::uint64_t* checkmarkBits = nullptr;      // checkmark mode, world stopped only
 
     // Set up a fresh span (caller: mheap under its lock). `reserve` bytes at

@@ -379,20 +379,8 @@ void finalizers_scan() {
 
 static void finalizers_scan_check() {
     LockGuard g(fin_lock);
-    for (std::size_t i = 0; i < fin_n; i++) {
-        // Contents only (the object itself may be unreachable).
-        MSpan* s;
-        std::uint32_t idx;
-        std::uintptr_t o = find_object(fin_table[i].obj, &s, &idx);
-        if (o != 0 && s->heapBits != nullptr) {
-            std::uintptr_t end = s->sizeclass == 0 ? s->base + s->elemsize : o + s->elemsize;
-            // Conservative over the object is a superset of its pointer words.
-            std::size_t b = (o - s->base) >> 3;
-            for (std::uintptr_t a = o; a < end; a += 8, b++)
-                if ((s->heapBits[b >> 6].load(std::memory_order_relaxed) >> (b & 63)) & 1)
-                    scan_conservative_check(a, a + 8);
-        }
-    }
+    // Contents only (the object itself may be unreachable).
+    for (std::size_t i = 0; i < fin_n; i++) scan_object_contents(fin_table[i].obj);
     for (std::size_t i = 0; i < finq_n; i++)
         scan_conservative_check(reinterpret_cast<std::uintptr_t>(&finq[i].obj),
                                 reinterpret_cast<std::uintptr_t>(&finq[i].obj) + 8);

@@ -53,7 +53,15 @@ inline constexpr std::uint32_t kPhaseMark = 1;
 
 inline constexpr std::size_t kTinySize = 16;
 inline constexpr std::uint8_t kSpanOobHeapBits = 1;  // MSpan::gcflags: heapBits is ga_calloc'd
-inline constexpr std::uint8_t kSpanBlackCache = 2;   // MSpan::gcflags: remoteBits = free slots when marking began
+inline constexpr std::uint8_t kSpanBlackCache = 2;
+// MSpan::uniform of a scan span that has held no object yet.
+inline const void* const kUniformUnset = reinterpret_cast<const void*>(1);
+// The type layout that applies to the scan object of span s (small objects of
+// a uniform span), or nullptr: read the heap bits.
+inline const TypeInfo* uniform_type(const MSpan* s) {
+    const void* u = s->uniform.load(std::memory_order_acquire);
+    return u == kUniformUnset ? nullptr : static_cast<const TypeInfo*>(u);
+}   // MSpan::gcflags: remoteBits = free slots when marking began
 inline constexpr int kTinySpanClass = (2 << 1) | 1;  // size class 2 (16 B), noscan
 
 // ---- per-thread state of a registered mutator ----

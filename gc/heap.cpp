@@ -90,6 +90,35 @@ static void write_heap_bits(MSpan* s, std::size_t wo, std::size_t words, const T
         bits_write(hb, wo + w, ~std::uint64_t{0}, static_cast<unsigned>(words - w < 64 ? words - w : 64));
 }
 
+// Uniform spans: a scan span of small objects (<= 512 bytes) whose objects
+// all have one precise type records that type (MSpan::uniform) and writes no
+// heap bits; the markers use the type's mask. The first object of another
+// type (or an array, or a conservative object) materialises the bits of every
+// allocated object from the mask and turns the span mixed for good (nullptr).
+// A marker that read the old uniform type can only misread objects allocated
+// after that moment, which are allocated black (their fields hold only
+// pointers the snapshot covers), so the switch needs no stop.
+static GA_NOINLINE void type_switch(MSpan* s, std::uintptr_t p, const TypeInfo* ti, std::size_t count) {
+    const void* u = s->uniform.load(std::memory_order_relaxed);
+    std::size_t es = s->elemsize;
+    if (u == kUniformUnset && ti->kind == detail::kLayoutPrecise && count == 1 && es <= 512) {
+        s->uniform.store(ti, std::memory_order_release);
+        return;
+    }
+    if (u != nullptr && u != kUniformUnset) {
+        auto* old = static_cast<const TypeInfo*>(u);
+        for (std::uint32_t w = 0; w < s->nwords; w++) {
+            std::uint64_t a = s->allocBits[w].load(std::memory_order_relaxed) & ~s->tail_mask(w);
+            for (; a != 0; a &= a - 1) {
+                std::uintptr_t o = s->object_base(w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(a)));
+                bits_write(s->heapBits, (o - s->base) >> 3, old->mask[0], static_cast<unsigned>(es >> 3));
+            }
+        }
+    }
+    s->uniform.store(nullptr, std::memory_order_release);
+    write_heap_bits(s, (p - s->base) >> 3, es >> 3, ti, count);
+}
+
 // ---- mcentral lists (singly linked stacks through MSpan::next) ----
 static inline void push(MSpan** head, MSpan* s) {
     s->next = *head;
@@ -227,6 +256,7 @@ static MSpan* cache_span(int spc) {
     }
     s->spanclass = static_cast<std::uint8_t>(spc);
     if (inband) {
+        s->uniform.store(kUniformUnset, std::memory_order_relaxed);
         s->heapBits = reinterpret_cast<std::atomic<std::uint64_t>*>(s->base + npages * kPageSize - reserve);
         if (s->needzero) std::memset(reinterpret_cast<void*>(s->base + npages * kPageSize - reserve), 0, reserve);
     } else if (oob != nullptr) {
@@ -449,10 +479,13 @@ static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t c
                 }
             }
             if (!noscan) {
-                if (GA_LIKELY(ti->kind == detail::kLayoutPrecise && count == 1 && es <= 512))
-                    bits_write(s->heapBits, (p - s->base) >> 3, ti->mask[0], static_cast<unsigned>(es >> 3));
-                else
-                    write_heap_bits(s, (p - s->base) >> 3, es >> 3, ti, count);
+                const void* u = s->uniform.load(std::memory_order_relaxed);
+                if (GA_UNLIKELY(u != ti)) {
+                    if (u == nullptr)
+                        write_heap_bits(s, (p - s->base) >> 3, es >> 3, ti, count);
+                    else
+                        type_switch(s, p, ti, count);
+                }
             }
             nosuspend_exit();
             return reinterpret_cast<void*>(p);

@@ -141,6 +141,8 @@ struct Gcw {
     m.fatal();
 }
 
+static bool checking = false;  // world stopped during checkmark
+
 static inline bool shade(Gcw& w, std::uintptr_t p) {
     MSpan* s;
     std::uint32_t idx;
@@ -168,7 +170,23 @@ static inline bool shade(Gcw& w, std::uintptr_t p) {
 
 static inline bool maybe_heap(std::uintptr_t v) { return v >= 4096 && (v >> kArenaShift) < kArenaIndexEntries; }
 
+static inline void scan_word(Gcw& w, std::uintptr_t* slot) {
+    std::uintptr_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (GA_UNLIKELY(w.check)) {
+        w.src = "a heap object's pointer word";
+        w.src_addr = reinterpret_cast<std::uintptr_t>(slot);
+    }
+    if (maybe_heap(v)) shade(w, v);
+}
+
 static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_t to) {
+    // A small object of a uniform span: its type's mask (heap.cpp).
+    if (const TypeInfo* u = uniform_type(s)) {
+        for (std::uint64_t bits = u->mask[0]; bits != 0; bits &= bits - 1)
+            scan_word(w, reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
+        w.scan_work += static_cast<std::int64_t>(to - from);
+        return;
+    }
     // Words [from, to) of span s, where its heap bits are set.
     std::size_t b0 = (from - s->base) >> 3, b1 = (to - s->base) >> 3;
     std::atomic<std::uint64_t>* hb = s->heapBits;
@@ -184,13 +202,7 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
         while (bits != 0) {
             unsigned k = static_cast<unsigned>(__builtin_ctzll(bits));
             bits &= bits - 1;
-            auto* slot = reinterpret_cast<std::uintptr_t*>(s->base + ((b + k) << 3));
-            std::uintptr_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);
-            if (GA_UNLIKELY(w.check)) {
-                w.src = "a heap object's pointer word";
-                w.src_addr = reinterpret_cast<std::uintptr_t>(slot);
-            }
-            if (maybe_heap(v)) shade(w, v);
+            scan_word(w, reinterpret_cast<std::uintptr_t*>(s->base + ((b + k) << 3)));
         }
         b += avail;
     }
@@ -243,12 +255,13 @@ void scan_object_contents(std::uintptr_t obj) {
     std::uintptr_t o = find_object(obj, &s, &idx);
     if (o == 0 || s->heapBits == nullptr) return;
     Gcw w;
+    w.check = checking;
+    w.src = "the contents of an object with a finalizer";
     std::uintptr_t end = s->sizeclass == 0 ? s->base + s->elemsize : o + s->elemsize;
     scan_range_bits(w, s, o, end);
     w.flush();
 }
 
-static bool checking = false;  // world stopped during checkmark
 
 // Checkmark mode: keep a copy of what the first stop scanned (see checkmark_run).
 static void snapshot_stack(GcThread* t, std::uintptr_t sp) {
