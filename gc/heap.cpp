@@ -384,9 +384,13 @@ static std::uint64_t refill(GcThread* t, int spc) {
 
 static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo* ti, std::size_t count) {
     bool noscan = ti->kind == detail::kLayoutNoscan;
-    std::size_t words = (n + 7) / 8;
-    std::size_t reserve = noscan ? 0 : ((words + 63) / 64) * 8;
-    std::size_t npages = (n + reserve + kPageSize - 1) / kPageSize;
+    // Heap bits cover every word of the span (128 bytes a page), in its tail.
+    std::size_t npages = (n + kPageSize - 1) / kPageSize;
+    std::size_t reserve = 0;
+    if (!noscan) {
+        while (n + heap_bits_bytes(npages * kPageSize) > npages * kPageSize) npages++;
+        reserve = heap_bits_bytes(npages * kPageSize);
+    }
     nosuspend_enter();
     MSpan* s = mheap.alloc_span(npages, 0, SpanKind::Collected, kPageSize, reserve);
     if (s == nullptr) {
@@ -421,38 +425,42 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
     return p;
 }
 
+static void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t count);
+
+// Go's tiny allocator: several tiny noscan objects share a 16-byte block.
+static GA_NOINLINE void* tiny_alloc(GcThread* t, std::size_t n) {
+    nosuspend_enter();
+    std::uintptr_t off = t->tinyoffset;
+    if ((n & 7) == 0) off = (off + 7) & ~std::uintptr_t{7};
+    else if ((n & 3) == 0) off = (off + 3) & ~std::uintptr_t{3};
+    else if ((n & 1) == 0) off = (off + 1) & ~std::uintptr_t{1};
+    if (t->tiny != 0 && off + n <= kTinySize) {
+        void* p = reinterpret_cast<void*>(t->tiny + off);
+        t->tinyoffset = off + n;
+        t->ntiny.store(t->ntiny.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        nosuspend_exit();
+        return p;
+    }
+    nosuspend_exit();
+    static const TypeInfo tinyti = {detail::kLayoutNoscan, 2, nullptr};
+    void* blk = mallocgc(kTinySize, &tinyti, 1);
+    if (blk == nullptr) return nullptr;
+    nosuspend_enter();
+    // Keep whichever block has more room left (as Go).
+    if (t->tiny == 0 || n < t->tinyoffset) {
+        t->tiny = reinterpret_cast<std::uintptr_t>(blk);
+        t->tinyoffset = n;
+    }
+    nosuspend_exit();
+    return blk;
+}
+
 // The allocator proper. n > 0. nullptr only when out of memory.
 static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t count) {
     GcThread* t = current_thread();
     bool noscan = ti->kind == detail::kLayoutNoscan;
     if (n > kMaxSmallSize) return alloc_large(t, n, ti, count);
-    if (noscan && n < kTinySize) {
-        // Go's tiny allocator: several tiny noscan objects share a 16-byte block.
-        nosuspend_enter();
-        std::uintptr_t off = t->tinyoffset;
-        if ((n & 7) == 0) off = (off + 7) & ~std::uintptr_t{7};
-        else if ((n & 3) == 0) off = (off + 3) & ~std::uintptr_t{3};
-        else if ((n & 1) == 0) off = (off + 1) & ~std::uintptr_t{1};
-        if (t->tiny != 0 && off + n <= kTinySize) {
-            void* p = reinterpret_cast<void*>(t->tiny + off);
-            t->tinyoffset = off + n;
-            t->ntiny.store(t->ntiny.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-            nosuspend_exit();
-            return p;
-        }
-        nosuspend_exit();
-        static const TypeInfo tinyti = {detail::kLayoutNoscan, 2, nullptr};
-        void* blk = mallocgc(kTinySize, &tinyti, 1);
-        if (blk == nullptr) return nullptr;
-        nosuspend_enter();
-        // Keep whichever block has more room left (as Go).
-        if (t->tiny == 0 || n < t->tinyoffset) {
-            t->tiny = reinterpret_cast<std::uintptr_t>(blk);
-            t->tinyoffset = n;
-        }
-        nosuspend_exit();
-        return blk;
-    }
+    if (noscan && n < kTinySize) return tiny_alloc(t, n);
     int sc = size_to_class(n);
     int spc = sc << 1 | (noscan ? 1 : 0);
     for (;;) {
