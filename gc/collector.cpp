@@ -201,7 +201,18 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
             sched_yield();
         }
     }
-    if (t->assist_credit < 0) t->assist_credit = 0;  // forgiven: no work could be found
+    if (t->assist_credit < 0) {
+        // No work to steal or do. Past the hard goal (goal + 10%), wait for
+        // the cycle to end instead of growing the heap further (Go parks the
+        // goroutine on the assist queue).
+        std::uint64_t goal = gcs.goal.load(std::memory_order_relaxed);
+        std::uint32_t n = gcs.cycles.load(std::memory_order_acquire);
+        while (goal != UINT64_MAX && gcs.phase.load(std::memory_order_acquire) == kPhaseMark &&
+               gcs.heap_live.load(std::memory_order_relaxed) > goal + goal / 10 &&
+               gcs.cycles.load(std::memory_order_acquire) == n)
+            blocking_wait(&gcs.cycles, n, 1000000);
+        t->assist_credit = 0;  // forgiven
+    }
     gcs.assist_ns.fetch_add(nanotime() - t0, std::memory_order_relaxed);
 }
 
@@ -635,6 +646,7 @@ static void run_cycle(bool forced) {
             c.marked = marked;
             gcs.heap_marked.store(marked, std::memory_order_relaxed);
             gcs.heap_live.store(marked, std::memory_order_relaxed);
+            gcs.unswept.store(gcs.nspans.load(std::memory_order_relaxed), std::memory_order_relaxed);
             gcs.sweepgen.fetch_add(2, std::memory_order_release);
             // Pacer: allocation during mark per unit of scan work.
             std::int64_t work = gcs.scan_work.load(std::memory_order_relaxed);
@@ -670,6 +682,7 @@ static void run_cycle(bool forced) {
             }
             c.body2_ns = nanotime() - t2s - c.flush2_ns;
             start_the_world();
+            futex_wake(reinterpret_cast<std::atomic<std::uint32_t>*>(&gcs.cycles));  // assists waiting for the cycle's end
             c.stw2_end = nanotime();
             c.start2_ns = c.stw2_end - t3;
             break;

@@ -131,6 +131,8 @@ struct GcState {
     std::atomic<std::uint64_t> ntiny{0};
     std::atomic<std::uint64_t> inuse_bytes{0};  // pages of collected spans
     std::atomic<std::uint64_t> assist_ns{0};
+    std::atomic<std::int64_t> nspans{0};    // collected spans in use
+    std::atomic<std::int64_t> unswept{0};   // spans not yet swept this cycle (nspans at the flip)
 };
 extern GcState gcs;
 

@@ -119,6 +119,8 @@ static GA_NOINLINE void type_switch(MSpan* s, std::uintptr_t p, const TypeInfo* 
     write_heap_bits(s, (p - s->base) >> 3, es >> 3, ti, count);
 }
 
+static void reclaim(std::size_t npages);
+
 // ---- mcentral lists (singly linked stacks through MSpan::next) ----
 static inline void push(MSpan** head, MSpan* s) {
     s->next = *head;
@@ -156,6 +158,7 @@ static void poison_object(std::uintptr_t p, std::size_t n) { std::memset(reinter
 // the span was freed to the heap, true if it survives (sweepgen == sg).
 static bool sweep_span(MSpan* s, std::uint32_t sg) {
     GA_ASSERT(s->sweepgen.load(std::memory_order_relaxed) == sg - 2);
+    gcs.unswept.fetch_sub(1, std::memory_order_relaxed);
     s->sweepgen.store(sg - 1, std::memory_order_seq_cst);  // before the bitmaps change (base_of)
     if (s->specials.load(std::memory_order_relaxed) != 0) finalizers_sweep_span(s);
     std::uint32_t nw = s->nwords;
@@ -181,6 +184,7 @@ static bool sweep_span(MSpan* s, std::uint32_t sg) {
     if (marked == 0) {
         gcs.inuse_bytes.fetch_sub(std::uint64_t{s->npages} * kPageSize, std::memory_order_relaxed);
         if (s->gcflags & kSpanOobHeapBits) ga_free(s->heapBits);
+        gcs.nspans.fetch_sub(1, std::memory_order_relaxed);
         mheap.free_span(s);
         return false;
     }
@@ -244,6 +248,7 @@ static MSpan* cache_span(int spc) {
     bool inband = !noscan && class_to_size[sc] <= kInbandHeapBitsMax;
     std::size_t bitbytes = heap_bits_bytes(npages * kPageSize);
     std::size_t reserve = inband ? bitbytes : 0;
+    reclaim(npages);
     std::atomic<std::uint64_t>* oob = nullptr;
     if (!noscan && !inband) {
         oob = static_cast<std::atomic<std::uint64_t>*>(ga_calloc(bitbytes / 8, 8));
@@ -265,6 +270,7 @@ static MSpan* cache_span(int spc) {
     }
     s->sweepgen.store(sg, std::memory_order_relaxed);
     gcs.inuse_bytes.fetch_add(npages * kPageSize, std::memory_order_relaxed);
+    gcs.nspans.fetch_add(1, std::memory_order_relaxed);
     return s;
 }
 
@@ -392,6 +398,7 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
         reserve = heap_bits_bytes(npages * kPageSize);
     }
     nosuspend_enter();
+    reclaim(npages);
     MSpan* s = mheap.alloc_span(npages, 0, SpanKind::Collected, kPageSize, reserve);
     if (s == nullptr) {
         nosuspend_exit();
@@ -411,6 +418,7 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
     }
     std::uint64_t bytes = std::uint64_t{npages} * kPageSize;
     gcs.inuse_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    gcs.nspans.fetch_add(1, std::memory_order_relaxed);
     gcs.nmalloc.fetch_add(1, std::memory_order_relaxed);
     gcs.total_alloc.fetch_add(s->elemsize, std::memory_order_relaxed);
     {
@@ -510,6 +518,31 @@ static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t c
 
 // ---- sweeping ----
 static std::atomic<std::uint32_t> sweep_cursor{0};
+
+// Go's mheap.reclaim: before the heap takes new pages for an allocation of
+// npages, sweep unswept spans (large ones first, any class) until that many
+// pages have been freed, so garbage is reused before the heap grows.
+// Caller: nosuspend. Bounded to a few dozen spans a call.
+static void reclaim(std::size_t npages) {
+    if (gcs.unswept.load(std::memory_order_relaxed) <= 0) return;
+    std::uint32_t sg = sg_now();
+    int un = ((sg >> 1) & 1) ^ 1;
+    std::size_t freed = 0, swept = 0;
+    for (int spc = 0; spc < kNumSpanClasses && freed < npages && swept < 64; spc++) {
+        GcCentral& c = central[spc];
+        while (freed < npages && swept < 64) {
+            c.lock.lock();
+            MSpan* s = pop(&c.full[un]);
+            if (s == nullptr) s = pop(&c.partial[un]);
+            c.lock.unlock();
+            if (s == nullptr) break;
+            std::size_t np = s->npages;
+            swept++;
+            if (sweep_span(s, sg)) put_swept(s, sg);
+            else freed += np;
+        }
+    }
+}
 
 // Sweep up to max_spans unswept spans (the collector's background sweeper).
 std::size_t sweep_some(std::size_t max_spans) {
