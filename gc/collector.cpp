@@ -487,7 +487,10 @@ static void release_cache_cb(GcThread* t, void*) { release_thread_cache(t); }
 static void snapshot_cb(GcThread* t, void*) { snapshot_for_mark(t); }
 static void flush_wbuf_cb(GcThread* t, void*) { flush_wbuf(t); }
 
+static std::uint64_t cycle_max_pause = 0;  // collector thread: longest pause of the running cycle
+
 static void record_pause(std::uint64_t ns, std::uint64_t end_wall) {
+    if (ns > cycle_max_pause) cycle_max_pause = ns;
     LockGuard g(stats_lock);
     cstats.pause_total_ns += ns;
     if (ns > cstats.max_pause_ns) cstats.max_pause_ns = ns;
@@ -552,9 +555,10 @@ static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
     m.write_stderr();
     if (options().gctrace >= 2) {
         std::snprintf(line, sizeof line,
-                      "gc %u stw detail: stop1 %llu us; termination attempts %d, stop2 %llu us, flush %llu us, "
-                      "body %llu us, restart %llu us\n",
-                      num, static_cast<unsigned long long>(c.stop1_ns / 1000), c.attempts,
+                      "gc %u stw detail: longest pause %llu us; stop1 %llu us; termination attempts %d, stop2 %llu us, "
+                      "flush %llu us, body %llu us, restart %llu us\n",
+                      num, static_cast<unsigned long long>(cycle_max_pause / 1000),
+                      static_cast<unsigned long long>(c.stop1_ns / 1000), c.attempts,
                       static_cast<unsigned long long>(c.stop2_ns / 1000),
                       static_cast<unsigned long long>(c.flush2_ns / 1000),
                       static_cast<unsigned long long>(c.body2_ns / 1000),
@@ -710,7 +714,9 @@ static void run_cycle(bool forced) {
         cstats.gc_cpu_ns += c.bg_cpu_ns + c.assist_ns;
     }
     cycle_running.store(0, std::memory_order_relaxed);
+    if (c.stw2_ns > cycle_max_pause) cycle_max_pause = c.stw2_ns;
     if (options().gctrace) print_gctrace(gcs.cycles.load(std::memory_order_relaxed), c);
+    cycle_max_pause = 0;
 }
 
 static void* collector_thread(void*) {

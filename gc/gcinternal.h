@@ -64,6 +64,13 @@ inline const TypeInfo* uniform_type(const MSpan* s) {
 }   // MSpan::gcflags: remoteBits = free slots when marking began
 inline constexpr int kTinySpanClass = (2 << 1) | 1;  // size class 2 (16 B), noscan
 
+// A stop of the world is waiting for this thread (signalled, or requested for
+// all): long nosuspend work (assist drains, lazy sweeping) checks this and
+// gets out of the region at the next consistent point.
+inline bool stop_pending() {
+    return (tls_suspend_pending | __atomic_load_n(&gc_stop_requested, __ATOMIC_RELAXED)) != 0;
+}
+
 // ---- per-thread state of a registered mutator ----
 struct AllocEntry {
     MSpan* span;          // nullptr: empty

@@ -227,7 +227,7 @@ static MSpan* cache_span(int spc) {
         }
         (void)was_full;
         push(&c.full[sw], s);
-        if (GA_UNLIKELY(tls_suspend_pending != 0)) {
+        if (GA_UNLIKELY(stop_pending())) {
             // A stop is waiting: this thread holds no span now, so it may stop.
             c.lock.unlock();
             nosuspend_exit();
@@ -528,9 +528,9 @@ static void reclaim(std::size_t npages) {
     std::uint32_t sg = sg_now();
     int un = ((sg >> 1) & 1) ^ 1;
     std::size_t freed = 0, swept = 0;
-    for (int spc = 0; spc < kNumSpanClasses && freed < npages && swept < 64; spc++) {
+    for (int spc = 0; spc < kNumSpanClasses && freed < npages && swept < 64 && !stop_pending(); spc++) {
         GcCentral& c = central[spc];
-        while (freed < npages && swept < 64) {
+        while (freed < npages && swept < 64 && !stop_pending()) {
             c.lock.lock();
             MSpan* s = pop(&c.full[un]);
             if (s == nullptr) s = pop(&c.partial[un]);

@@ -324,7 +324,7 @@ std::int64_t drain(std::int64_t budget) {
     while (budget < 0 || done < budget) {
         // A stop-the-world is waiting for this thread (an assist, in a
         // nosuspend region): hand the work back and let it stop.
-        if (GA_UNLIKELY(tls_suspend_pending != 0)) break;
+        if (GA_UNLIKELY(stop_pending())) break;
         std::uintptr_t b = w.tryget();
         if (b == 0) break;
         std::int64_t before = w.scan_work;
