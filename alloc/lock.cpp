@@ -27,9 +27,14 @@ void Mutex::lock_slow() {
             return;
         __builtin_ia32_pause();
     }
-    // Mark contended and sleep until the holder wakes us.
-    while (state_.exchange(2, std::memory_order_acquire) != 0)
+    // Mark contended and sleep until the holder wakes us. A waiting thread
+    // holds nothing: it may be stopped (lock.h), so it leaves its nosuspend
+    // region while it sleeps.
+    while (state_.exchange(2, std::memory_order_acquire) != 0) {
+        nosuspend_exit();
         futex(&state_, FUTEX_WAIT_PRIVATE, 2);
+        nosuspend_enter();
+    }
 }
 
 void Mutex::wake() { futex(&state_, FUTEX_WAKE_PRIVATE, 1); }

@@ -78,11 +78,14 @@ public:
 #if GOALLOC_DEBUG_LEVEL >= 2
         lockrank_acquire(rank_);
 #endif
+        // Nosuspend before the lock is taken: a stop between taking it and
+        // entering the region would park a thread holding it. lock_slow
+        // leaves the region while it waits.
+        nosuspend_enter();
         std::uint32_t c = 0;
         if (GA_UNLIKELY(!state_.compare_exchange_strong(c, 1, std::memory_order_acquire,
                                                         std::memory_order_relaxed)))
             lock_slow();
-        nosuspend_enter();
     }
     void unlock() {
 #if GOALLOC_DEBUG_LEVEL >= 2

@@ -437,6 +437,14 @@ void finalizers_sweep_span(MSpan* s) {
     }
 }
 
+// Clear the stack below the caller: a finalizer's dead frames would otherwise
+// keep whatever it last touched reachable from this thread's stack.
+static GA_NOINLINE void scrub_stack() {
+    volatile char buf[16384];
+    for (std::size_t i = 0; i < sizeof buf; i += 8) buf[i] = 0;
+    __asm__ volatile("" ::: "memory");
+}
+
 static void* finalizer_thread(void*) {
     register_thread();
     for (;;) {
@@ -456,6 +464,8 @@ static void* finalizer_thread(void*) {
         }
         f.fn(reinterpret_cast<void*>(f.obj), f.arg);
         f.obj = 0;
+        f.arg = nullptr;
+        scrub_stack();
         fin_done.fetch_add(1, std::memory_order_release);
         fin_done_seq.fetch_add(1, std::memory_order_release);
         futex_wake(&fin_done_seq);

@@ -71,6 +71,32 @@ inline bool stop_pending() {
     return (tls_suspend_pending | __atomic_load_n(&gc_stop_requested, __ATOMIC_RELAXED)) != 0;
 }
 
+// The collector reads and writes program memory that the program may be
+// writing at the same moment — by design: a conservative word may be any
+// data, a marker reads pointer fields the program is storing to, the sweeper
+// poisons memory the program no longer reaches. These accesses go through the
+// two helpers below, which ThreadSanitizer does not instrument (as Go's race
+// detector does not look inside the runtime); the collector's own
+// synchronisation (mark bits, lists, locks, the stop handshake) stays checked.
+#if defined(__SANITIZE_THREAD__)
+#define GA_NO_TSAN inline __attribute__((no_sanitize("thread"), noinline))
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GA_NO_TSAN inline __attribute__((no_sanitize("thread"), noinline))
+#endif
+#endif
+#ifndef GA_NO_TSAN
+#define GA_NO_TSAN inline __attribute__((always_inline))
+#endif
+GA_NO_TSAN std::uintptr_t load_program_word(const std::uintptr_t* p) {
+    return *static_cast<const volatile std::uintptr_t*>(p);
+}
+GA_NO_TSAN void fill_program_memory(std::uintptr_t p, std::size_t n, unsigned char byte) {
+    std::uint64_t v = 0x0101010101010101ull * byte;
+    auto* q = reinterpret_cast<volatile std::uint64_t*>(p);
+    for (std::size_t i = 0; i < n / 8; i++) q[i] = v;
+}
+
 // ---- per-thread state of a registered mutator ----
 struct AllocEntry {
     MSpan* span;          // nullptr: empty

@@ -152,7 +152,7 @@ static void put_swept(MSpan* s, std::uint32_t sg) {
         push(&c.full[i], s);
 }
 
-static void poison_object(std::uintptr_t p, std::size_t n) { std::memset(reinterpret_cast<void*>(p), 0xdb, n); }
+static void poison_object(std::uintptr_t p, std::size_t n) { fill_program_memory(p, n, 0xdb); }
 
 // Sweep s (popped from an unswept list; sweepgen == sg-2). Returns false if
 // the span was freed to the heap, true if it survives (sweepgen == sg).
@@ -188,9 +188,11 @@ static bool sweep_span(MSpan* s, std::uint32_t sg) {
         mheap.free_span(s);
         return false;
     }
+    // (Atomic pointer stores: base_of may read them during the sweep; it
+    // retries when the sweepgen says a sweep overlapped.)
     std::atomic<std::uint64_t>* t = s->allocBits;
-    s->allocBits = s->gcmarkBits;
-    s->gcmarkBits = t;
+    __atomic_store_n(&s->allocBits, s->gcmarkBits, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->gcmarkBits, t, __ATOMIC_RELEASE);
     for (std::uint32_t w = 0; w < nw; w++) s->gcmarkBits[w].store(s->tail_mask(w), std::memory_order_relaxed);
     s->allocCount.store(static_cast<std::uint32_t>(marked), std::memory_order_relaxed);
     s->needzero = true;
@@ -268,7 +270,7 @@ static MSpan* cache_span(int spc) {
         s->heapBits = oob;
         s->gcflags |= kSpanOobHeapBits;
     }
-    s->sweepgen.store(sg, std::memory_order_relaxed);
+    s->sweepgen.store(sg, std::memory_order_release);  // publishes the span to find_object
     gcs.inuse_bytes.fetch_add(npages * kPageSize, std::memory_order_relaxed);
     gcs.nspans.fetch_add(1, std::memory_order_relaxed);
     return s;
@@ -411,7 +413,7 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
         s->heapBits = reinterpret_cast<std::atomic<std::uint64_t>*>(s->base + npages * kPageSize - reserve);
         write_heap_bits(s, 0, s->elemsize / 8, ti, count);
     }
-    s->sweepgen.store(sg, std::memory_order_relaxed);
+    s->sweepgen.store(sg, std::memory_order_release);  // publishes the span to find_object
     if (gcs.blacken.load(std::memory_order_relaxed)) {
         s->gcmarkBits[0].fetch_or(1, std::memory_order_relaxed);
         gcs.bytes_marked.fetch_add(static_cast<std::int64_t>(s->elemsize), std::memory_order_relaxed);
@@ -605,11 +607,17 @@ std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp) {
     HeapArena* a = arena_of(p);
     if (a == nullptr) return 0;
     MSpan* s = a->spans[(p >> kPageShift) & (kPagesPerArena - 1)].load(std::memory_order_relaxed);
-    if (s == nullptr || s->kind != SpanKind::Collected) return 0;
+    if (s == nullptr) return 0;
+    // A collected span is published by its first sweepgen store (release),
+    // after its fields and heap bits are set; malloc spans keep sweepgen 0.
+    if (s->sweepgen.load(std::memory_order_acquire) == 0) return 0;
+    if (s->kind != SpanKind::Collected) return 0;
     if (s->state.load(std::memory_order_acquire) != SpanState::InUse) return 0;
     if (p < s->base || p >= s->limit) return 0;
     std::uint32_t idx = s->index_of(p);
-    if (idx >= s->nelems || !s->is_allocated(idx)) return 0;
+    if (idx >= s->nelems) return 0;
+    std::atomic<std::uint64_t>* ab = __atomic_load_n(&s->allocBits, __ATOMIC_ACQUIRE);
+    if (!((ab[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1)) return 0;
     *sp = s;
     *idxp = idx;
     return s->object_base(idx);

@@ -160,7 +160,7 @@ static inline bool shade(Gcw& w, std::uintptr_t p) {
         if (s->heapBits != nullptr) w.put(obj);
         return true;
     }
-    std::atomic<std::uint64_t>& mw = s->gcmarkBits[idx >> 6];
+    std::atomic<std::uint64_t>& mw = __atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED)[idx >> 6];
     if (mw.load(std::memory_order_relaxed) & bit) return false;
     if (mw.fetch_or(bit, std::memory_order_relaxed) & bit) return false;
     w.bytes_marked += static_cast<std::int64_t>(s->elemsize);
@@ -171,7 +171,7 @@ static inline bool shade(Gcw& w, std::uintptr_t p) {
 static inline bool maybe_heap(std::uintptr_t v) { return v >= 4096 && (v >> kArenaShift) < kArenaIndexEntries; }
 
 static inline void scan_word(Gcw& w, std::uintptr_t* slot) {
-    std::uintptr_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    std::uintptr_t v = load_program_word(slot);
     if (GA_UNLIKELY(w.check)) {
         w.src = "a heap object's pointer word";
         w.src_addr = reinterpret_cast<std::uintptr_t>(slot);
@@ -236,7 +236,7 @@ bool greyobject(std::uintptr_t p) {
 void scan_conservative_w(Gcw& w, std::uintptr_t lo, std::uintptr_t hi) {
     lo = (lo + 7) & ~std::uintptr_t{7};
     for (std::uintptr_t a = lo; a + 8 <= hi; a += 8) {
-        std::uintptr_t v = __atomic_load_n(reinterpret_cast<std::uintptr_t*>(a), __ATOMIC_RELAXED);
+        std::uintptr_t v = load_program_word(reinterpret_cast<std::uintptr_t*>(a));
         if (GA_UNLIKELY(w.check)) w.src_addr = a;
         if (maybe_heap(v)) shade(w, v);
     }

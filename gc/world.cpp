@@ -35,7 +35,7 @@ static constexpr int kSuspendSignal = SIGPWR;
 
 static constinit Mutex threads_lock{kRankGcThreads};
 static GcThread* threads_head = nullptr;  // threads_lock
-static int nthreads = 0;                  // threads_lock
+static std::atomic<int> nthreads{0};      // written under threads_lock
 static std::atomic<std::uint32_t> stw_epoch{0};  // odd: a stop is in progress
 static std::atomic<std::uint32_t> stw_acks{0};
 static std::atomic<std::uint32_t> stw_waiting{0};  // the stopper sleeps on stw_acks
@@ -218,7 +218,7 @@ void unregister_thread() {
     ga_free(t);
 }
 
-int registered_threads() { return nthreads; }
+int registered_threads() { return nthreads.load(std::memory_order_relaxed); }
 
 // Run fn(arg), a blocking call, as a Blocked thread. Callee-saved registers
 // are spilled into this frame, and the stack from here up is what a stop

@@ -1,0 +1,132 @@
+// gc_test_child — a small program the diagnostics tests (test_gc_diag.cpp)
+// run as a child process with GODEBUG / GOALLOC_DEBUG set, reading its stderr.
+//
+//   gc_test_child cycles N   N rounds of (16 MB of garbage, then collect()), with
+//                            2 MB live; prints "numgc <NumGC> forced <NumForcedGC>"
+//   gc_test_child hide       hides a reachable object from the collector by
+//                            moving the only pointer to it, without the write
+//                            barrier, into a black object during marking (a
+//                            simulated collector bug that checkmark mode must
+//                            catch); prints "lost", "kept" or "inconclusive"
+#include "gc_testutil.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+namespace {
+
+using namespace gctest;
+
+struct Node {
+    gc::Ptr<Node> next;
+    gc::Ptr<Node> f;
+    std::uint64_t v;
+};
+
+__attribute__((noinline)) void Garbage(std::size_t bytes) {
+    for (std::size_t done = 0; done < bytes; done += sizeof(Node)) {
+        Node* n = gc::make<Node>();
+        n->v = done;
+    }
+}
+
+int Cycles(int n) {
+    gc::set_gc_percent(100);
+    gc::Root<Node> live;  // on the stack: scanned either way
+    for (std::size_t i = 0; i < 2 * gatest::MiB / sizeof(Node); i++) {
+        Node* x = gc::make<Node>();
+        x->next = live.get();
+        live = x;
+    }
+    for (int i = 0; i < n; i++) {
+        Garbage(16 * gatest::MiB);
+        gc::collect();
+    }
+    gc::MemStats s;
+    gc::read_mem_stats(s);
+    std::printf("numgc %u forced %u\n", s.NumGC, s.NumForcedGC);
+    std::fflush(stdout);
+    return 0;
+}
+
+constexpr std::uint64_t kMagic = 0x5EC2E7;
+constexpr std::size_t kChain = 400000;
+
+// Root -> n0 -> n1 -> ... -> tail, tail->f = the object to hide. The tail is
+// marked last, long after marking starts.
+__attribute__((noinline)) Hidden BuildChain(gc::Root<Node>& root) {
+    Node* tail = gc::make<Node>();
+    Node* hidden = gc::make<Node>();
+    hidden->v = kMagic;
+    tail->f = hidden;
+    Node* head = tail;
+    for (std::size_t i = 0; i < kChain; i++) {
+        Node* n = gc::make<Node>();
+        n->next = head;
+        head = n;
+    }
+    root = head;
+    return Hidden(tail);
+}
+
+// Allocates A (black: allocated while marking), moves tail->f into A->f with
+// raw stores (no barrier) and roots A.
+__attribute__((noinline)) void Move(Hidden tail_h, gc::Root<Node>& a_root) {
+    auto* tail = static_cast<Node*>(tail_h.get());
+    Node* a = gc::make<Node>();
+    void* b;
+    std::memcpy(&b, static_cast<void*>(&tail->f), sizeof b);
+    std::memcpy(static_cast<void*>(&a->f), &b, sizeof b);
+    std::memset(static_cast<void*>(&tail->f), 0, sizeof b);
+    a_root = a;
+}
+
+__attribute__((noinline)) bool HiddenSurvived(gc::Root<Node>& a_root) {
+    void* b;
+    std::memcpy(&b, static_cast<void*>(&a_root->f), sizeof b);
+    return b != nullptr && gc::base_of(b) == b && static_cast<Node*>(b)->v == kMagic;
+}
+
+int Hide() {
+    gc::set_gc_percent(-1);
+    auto* chain = new gc::Root<Node>();
+    auto* a_root = new gc::Root<Node>();
+    Hidden tail = BuildChain(*chain);
+    gc::collect();  // settle: everything swept
+    ScrubStack();
+    std::atomic<bool> go{false};
+    std::thread collector([&] {
+        gc::register_thread();
+        while (!go.load()) std::this_thread::yield();
+        gc::collect();
+    });
+    go.store(true);
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (__atomic_load_n(&gc::detail::write_barrier_enabled, __ATOMIC_ACQUIRE) == 0) {
+        if (std::chrono::steady_clock::now() > until) {
+            std::printf("inconclusive (marking never seen)\n");
+            collector.join();
+            return 0;
+        }
+    }
+    Move(tail, *a_root);
+    ScrubStack();
+    collector.join();  // a checkmark failure aborts in here
+    bool kept = HiddenSurvived(*a_root);
+    std::printf("%s\n", kept ? "kept" : "lost");
+    std::fflush(stdout);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string mode = argc > 1 ? argv[1] : "";
+    if (mode == "cycles" && argc > 2) return Cycles(std::atoi(argv[2]));
+    if (mode == "hide") return Hide();
+    std::fprintf(stderr, "usage: gc_test_child cycles N | hide\n");
+    return 2;
+}
