@@ -82,7 +82,6 @@ static std::atomic<std::uint32_t> trigger_requested{0};
 static std::atomic<std::uint32_t> forced_requests{0};
 static std::atomic<std::uint32_t> swept_cycles{0};  // cycles whose sweep has finished (futex word)
 static std::atomic<std::uint32_t> cycle_running{0};
-static std::atomic<std::uint32_t> cycles_started{0};  // incremented in each cycle's first stop-the-world
 
 static void wake_collector() {
     wake_seq.fetch_add(1, std::memory_order_release);
@@ -152,13 +151,26 @@ static void compute_goal() {
     gcs.trigger.store(trigger, std::memory_order_relaxed);
 }
 
+static std::atomic<std::uint32_t> cycles_started{0};  // incremented in each cycle's first stop-the-world
+
 void note_heap_live_add(std::uint64_t bytes) {
     std::uint64_t live = gcs.heap_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-    if (live >= gcs.trigger.load(std::memory_order_relaxed) &&
-        gcs.phase.load(std::memory_order_relaxed) == kPhaseOff &&
-        trigger_requested.load(std::memory_order_relaxed) == 0 &&
+    if (live < gcs.trigger.load(std::memory_order_relaxed) ||
+        gcs.phase.load(std::memory_order_relaxed) != kPhaseOff)
+        return;
+    if (trigger_requested.load(std::memory_order_relaxed) == 0 &&
         trigger_requested.exchange(1, std::memory_order_acq_rel) == 0)
         wake_collector();
+    // Past the goal and the cycle has not even started (the collector thread
+    // is late: no CPU for it): wait for it to start rather than run away from
+    // the goal. Go starts the cycle on the allocating goroutine itself.
+    std::uint64_t goal = gcs.goal.load(std::memory_order_relaxed);
+    if (goal == UINT64_MAX || live <= goal || tls_gc_thread == nullptr) return;
+    std::uint32_t s = cycles_started.load(std::memory_order_acquire);
+    while (gcs.phase.load(std::memory_order_acquire) == kPhaseOff &&
+           cycles_started.load(std::memory_order_acquire) == s &&
+           gcs.heap_live.load(std::memory_order_relaxed) > gcs.goal.load(std::memory_order_relaxed))
+        blocking_wait(&cycles_started, s, 1000000);
 }
 
 // ---- assists (Go's gcAssistAlloc) ----
@@ -612,6 +624,7 @@ static void run_cycle(bool forced) {
     scan_stacks();
     std::uint64_t globals = scan_root_ranges();
     start_the_world();
+    futex_wake(&cycles_started);  // allocators waiting for the cycle to start
     c.stw1_end = nanotime();
     c.stw1_ns = c.stw1_end - c.stw1;
     record_pause(c.stw1_ns, walltime_ns());
