@@ -91,6 +91,9 @@ inline bool stop_pending() {
 GA_NO_TSAN std::uintptr_t load_program_word(const std::uintptr_t* p) {
     return *static_cast<const volatile std::uintptr_t*>(p);
 }
+GA_NO_TSAN void copy_program_words(std::uintptr_t* dst, const std::uintptr_t* src, std::size_t n) {
+    for (std::size_t i = 0; i < n; i++) dst[i] = static_cast<const volatile std::uintptr_t*>(src)[i];
+}
 GA_NO_TSAN void fill_program_memory(std::uintptr_t p, std::size_t n, unsigned char byte) {
     std::uint64_t v = 0x0101010101010101ull * byte;
     auto* q = reinterpret_cast<volatile std::uint64_t*>(p);

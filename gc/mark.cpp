@@ -271,7 +271,7 @@ static void snapshot_stack(GcThread* t, std::uintptr_t sp) {
     std::size_t n = (t->stack_hi - (sp & ~std::uintptr_t{7})) / 8;
     auto* c = static_cast<std::uintptr_t*>(ga_malloc((n + 24) * 8));
     if (c == nullptr) return;
-    std::memcpy(c, reinterpret_cast<void*>(sp & ~std::uintptr_t{7}), n * 8);
+    copy_program_words(c, reinterpret_cast<const std::uintptr_t*>(sp & ~std::uintptr_t{7}), n);
     std::memcpy(c + n, t->regs, 24 * 8);
     t->ck_copy = c;
     t->ck_words = n + 24;

@@ -197,6 +197,18 @@ void register_thread() {
     start_collector();
 }
 
+// Take the registry lock. A registered thread waits for it as a Blocked
+// thread: the collector holds the lock across a whole stop, and a thread
+// asleep in the lock's futex cannot always be reached by a signal (under
+// ThreadSanitizer, signals wait until the thread leaves a raw system call).
+static void lock_registry_fn(void*) { threads_lock.lock(); }
+static void lock_registry() {
+    if (tls_gc_thread != nullptr)
+        blocking_call(lock_registry_fn, nullptr);
+    else
+        threads_lock.lock();
+}
+
 void unregister_thread() {
     GcThread* t = tls_gc_thread;
     if (t == nullptr) return;
@@ -204,13 +216,12 @@ void unregister_thread() {
     flush_wbuf(t);
     release_thread_cache(t);
     nosuspend_exit();
-    {
-        LockGuard g(threads_lock);
-        if (t->prev) t->prev->next = t->next; else threads_head = t->next;
-        if (t->next) t->next->prev = t->prev;
-        nthreads--;
-        tls_gc_thread = nullptr;
-    }
+    lock_registry();
+    if (t->prev) t->prev->next = t->next; else threads_head = t->next;
+    if (t->next) t->next->prev = t->prev;
+    nthreads--;
+    tls_gc_thread = nullptr;
+    threads_lock.unlock();
     tls_suspend_pending = 0;
     pthread_setspecific(thread_key, nullptr);
     ga_free(t->ck_copy);
@@ -245,7 +256,7 @@ GA_NOINLINE void blocking_call(void (*fn)(void*), void* arg) {
 }
 
 void stop_the_world() {
-    threads_lock.lock();
+    lock_registry();
     std::uint32_t e = stw_epoch.load(std::memory_order_relaxed) + 1;  // odd
     stw_acks.store(0, std::memory_order_relaxed);
     stw_epoch.store(e, std::memory_order_release);
