@@ -779,6 +779,7 @@ static void collector_init() {
     gc_percent.store(o.gogc, std::memory_order_relaxed);
     mem_limit.store(o.memlimit, std::memory_order_relaxed);
     compute_goal();
+    mark_warm();
     pthread_t th;
     pthread_attr_t attr;
     pthread_attr_init(&attr);

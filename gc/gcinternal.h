@@ -218,6 +218,7 @@ std::uint64_t thread_cpu_ns();
 
 // ---- mark.cpp ----
 void mark_init_cycle();        // reset work state (world stopped)
+void mark_warm();              // start-up: pre-fault the first work buffers
 bool greyobject(std::uintptr_t p);  // shade p (any interior pointer); true if newly marked
 void scan_conservative(std::uintptr_t lo, std::uintptr_t hi);  // shade every word
 void scan_stacks();            // world stopped

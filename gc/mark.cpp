@@ -95,6 +95,17 @@ static WorkBuf* trygetfull() {
 
 bool work_available() { return work_nfull.load(std::memory_order_acquire) != 0; }
 
+// At start-up, outside any stop: map and touch the first work buffers, so the
+// first stop-the-world does not pay for page faults (it measured 1.5 ms).
+void mark_warm() {
+    WorkBuf* bufs[128];
+    for (auto& b : bufs) {
+        b = getempty();
+        std::memset(b->obj, 0, sizeof b->obj);
+    }
+    for (auto* b : bufs) putempty(b);
+}
+
 // A marker's local state.
 struct Gcw {
     WorkBuf* b = nullptr;
