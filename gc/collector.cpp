@@ -81,7 +81,6 @@ static std::atomic<std::uint32_t> wake_seq{0};
 static std::atomic<std::uint32_t> trigger_requested{0};
 static std::atomic<std::uint32_t> forced_requests{0};
 static std::atomic<std::uint32_t> swept_cycles{0};  // cycles whose sweep has finished (futex word)
-static std::atomic<std::uint32_t> cycle_running{0};
 
 static void wake_collector() {
     wake_seq.fetch_add(1, std::memory_order_release);
@@ -601,7 +600,6 @@ static void run_cycle(bool forced) {
     CycleTimes c{};
     c.forced = forced;
     c.start = nanotime();
-    cycle_running.store(1, std::memory_order_relaxed);
 
     // 1. Sweep termination.
     finish_sweep();
@@ -736,7 +734,6 @@ static void run_cycle(bool forced) {
         LockGuard g(stats_lock);
         cstats.gc_cpu_ns += c.bg_cpu_ns + c.assist_ns;
     }
-    cycle_running.store(0, std::memory_order_relaxed);
     if (c.stw2_ns > cycle_max_pause) cycle_max_pause = c.stw2_ns;
     if (options().gctrace) print_gctrace(gcs.cycles.load(std::memory_order_relaxed), c);
     cycle_max_pause = 0;

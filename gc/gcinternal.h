@@ -119,9 +119,7 @@ struct GcThread {
     // with the thread stopped (never stopped mid-push: nosuspend).
     std::uint32_t wbn = 0;
     std::uintptr_t wbuf[kWbBufEntries];
-    // Local statistics, merged at refills (owner writes; readers sum relaxed).
-    std::atomic<std::uint64_t> nmalloc{0};
-    std::atomic<std::uint64_t> nbytes{0};
+    // Tiny allocations, merged when the cache is released (owner writes).
     std::atomic<std::uint64_t> ntiny{0};
     std::int64_t assist_credit = 0;  // scan work (bytes) this thread is owed (>0) or owes (<0)
     // Stack and suspension (world.cpp).
@@ -158,7 +156,6 @@ struct GcState {
     std::atomic<std::int64_t> bytes_marked{0};  // this cycle, incl. black allocations
     std::atomic<std::int64_t> scan_work{0};     // bytes scanned this cycle
     std::atomic<std::int64_t> bg_credit{0};     // background scan credit assists may steal
-    std::atomic<double> assist_work_per_byte{0};
     // Statistics.
     std::atomic<std::uint64_t> total_alloc{0};  // merged from threads
     std::atomic<std::uint64_t> nmalloc{0};
@@ -190,10 +187,7 @@ bool sweep_done();
 void finish_sweep();  // sweep everything still unswept
 // Object lookup for marking: the start of the allocated object holding p, or 0.
 std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp);
-std::uint64_t live_large_bytes();
-// Call f(span) for every in-use collected span (world stopped or quiescent).
-template <class F>
-void for_each_span(F&& f);
+// Call f(span) for every collected span on an mcentral list (world stopped).
 void for_all_spans(void (*f)(MSpan*, void*), void* arg);
 
 // ---- world.cpp ----
@@ -217,7 +211,6 @@ std::uint64_t nanotime();
 std::uint64_t thread_cpu_ns();
 
 // ---- mark.cpp ----
-void mark_init_cycle();        // reset work state (world stopped)
 void mark_warm();              // start-up: pre-fault the first work buffers
 bool greyobject(std::uintptr_t p);  // shade p (any interior pointer); true if newly marked
 void scan_conservative(std::uintptr_t lo, std::uintptr_t hi);  // shade every word
@@ -228,7 +221,6 @@ std::int64_t drain(std::int64_t budget);
 bool work_available();
 void flush_wbuf(GcThread* t);  // shade the thread's barrier buffer (owner, or world stopped)
 void checkmark_run();          // world stopped, mark done: verify
-void mark_finish_cycle();      // world stopped
 
 // ---- collector.cpp ----
 void note_heap_live_add(std::uint64_t bytes);  // checks the trigger

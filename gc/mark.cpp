@@ -380,9 +380,6 @@ void barrier_slow(void* const* slot, void* newval) {
 }
 }  // namespace detail
 
-void mark_init_cycle() {}
-
-void mark_finish_cycle() {}
 
 // ---- checkmark (world stopped, marking complete) ----
 static void clear_checkmarks(MSpan* s, void*) {
