@@ -690,21 +690,14 @@ static void run_cycle(bool forced) {
             std::uint32_t n = gcs.cycles.load(std::memory_order_relaxed);
             std::uint64_t t3 = nanotime();
             c.stw2_ns = t3 - t2;
+            record_pause(c.stw2_ns, walltime_ns());  // into cycle n's PauseNs slot
             {
                 LockGuard g(stats_lock);
-                cstats.pause_total_ns += c.stw2_ns;
-                if (c.stw2_ns > cstats.max_pause_ns) cstats.max_pause_ns = c.stw2_ns;
-                cstats.pause_ns[n % 256] += c.stw2_ns;
-                cstats.pause_end[n % 256] = walltime_ns();
-                cstats.gc_cpu_ns += c.stw2_ns * static_cast<std::uint64_t>(ncpu());
                 cstats.last_gc = walltime_ns();
                 if (forced) cstats.forced++;
+                cstats.pause_ns[(n + 1) % 256] = 0;  // the next cycle's slot starts empty
             }
             gcs.cycles.store(n + 1, std::memory_order_release);
-            {
-                LockGuard g(stats_lock);
-                cstats.pause_ns[(n + 1) % 256] = 0;
-            }
             c.body2_ns = nanotime() - t2s - c.flush2_ns;
             start_the_world();
             futex_wake(reinterpret_cast<std::atomic<std::uint32_t>*>(&gcs.cycles));  // assists waiting for the cycle's end
@@ -734,7 +727,6 @@ static void run_cycle(bool forced) {
         LockGuard g(stats_lock);
         cstats.gc_cpu_ns += c.bg_cpu_ns + c.assist_ns;
     }
-    if (c.stw2_ns > cycle_max_pause) cycle_max_pause = c.stw2_ns;
     if (options().gctrace) print_gctrace(gcs.cycles.load(std::memory_order_relaxed), c);
     cycle_max_pause = 0;
 }

@@ -604,9 +604,7 @@ void for_all_spans(void (*f)(MSpan*, void*), void* arg) {
 }
 
 std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp) {
-    HeapArena* a = arena_of(p);
-    if (a == nullptr) return 0;
-    MSpan* s = a->spans[(p >> kPageShift) & (kPagesPerArena - 1)].load(std::memory_order_relaxed);
+    MSpan* s = span_of(p);
     if (s == nullptr) return 0;
     // A collected span is published by its first sweepgen store (release),
     // after its fields and heap bits are set; malloc spans keep sweepgen 0.
