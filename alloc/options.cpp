@@ -133,6 +133,7 @@ const Options& options() {
             godebug_int(env(var), "gctrace", &g_options.gctrace);
             godebug_int(env(var), "gccheckmark", &g_options.gccheckmark);
         }
+        g_options.gcidlemark = int_option("GOALLOC_GC_IDLE_MARK", 0) != 0;
         g_options.gcpoison = int_option("GOALLOC_GC_POISON", -1 + 0);
         if (g_options.gcpoison < 0) g_options.gcpoison = GOALLOC_DEBUG_LEVEL >= 2 ? 1 : 0;
         if (g_options.stats || g_options.verbose || g_options.gctrace) {

@@ -9,7 +9,8 @@
 //      ranges, start the world;
 //   2. concurrent mark: scan Root<T>s, the contents of finalizable objects and
 //      the finalizer queue, then drain grey objects — the collector thread as
-//      the background worker (25% of the CPUs, more when CPUs are idle), and
+//      the background worker (25% of the CPUs; with GOALLOC_GC_IDLE_MARK=1
+//      also the idle ones), and
 //      allocating threads through assists;
 //   3. mark termination: when no grey objects are left, stop the world, shade
 //      the threads' write-barrier buffers; if that found nothing new, turn the
@@ -705,8 +706,10 @@ static void run_cycle(bool forced) {
             c.start2_ns = c.stw2_end - t3;
             break;
         }
-        // Throttle the background worker to its share, unless CPUs are idle.
-        if (done != 0 && target < 1.0 && registered_threads() - 1 >= ncpu()) {  // - the finalizer thread
+        // Throttle the background worker to its share (25% of the CPUs),
+        // unless it may use idle CPUs (GOALLOC_GC_IDLE_MARK=1) and some are.
+        bool idle_cpus = options().gcidlemark && registered_threads() - 1 < ncpu();  // - the finalizer thread
+        if (done != 0 && target < 1.0 && !idle_cpus) {
             std::uint64_t used = thread_cpu_ns() - cpu0, el = nanotime() - mark_start;
             double allowed = target * static_cast<double>(el);
             if (static_cast<double>(used) > allowed) {

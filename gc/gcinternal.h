@@ -101,11 +101,17 @@ GA_NO_TSAN void fill_program_memory(std::uintptr_t p, std::size_t n, unsigned ch
 }
 
 // ---- per-thread state of a registered mutator ----
+// One cached span (owner thread only). wbase, abw, elemsize and needzero
+// copy what the allocation fast path needs (fixed while the span is cached:
+// only uncached spans are swept), so it touches the entry and not the span.
 struct AllocEntry {
-    MSpan* span;          // nullptr: empty
-    std::uint64_t cache;  // free objects of word `word` not yet handed out (1 = free)
-    std::uint32_t word;   // current allocBits word
-    std::uint32_t pad;
+    std::uint64_t cache;              // free objects of word `word` not yet handed out (1 = free)
+    std::uintptr_t wbase;             // address of the object of bit 0 of word `word`
+    std::atomic<std::uint64_t>* abw;  // &span->allocBits[word]
+    MSpan* span;                      // nullptr: empty (cache == 0)
+    std::uint32_t word;               // current allocBits word
+    std::uint32_t elemsize;
+    std::uint8_t needzero;
 };
 
 inline constexpr std::size_t kWbBufEntries = 512;

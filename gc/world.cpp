@@ -39,6 +39,13 @@ static std::atomic<int> nthreads{0};      // written under threads_lock
 static std::atomic<std::uint32_t> stw_epoch{0};  // odd: a stop is in progress
 static std::atomic<std::uint32_t> stw_acks{0};
 static std::atomic<std::uint32_t> stw_waiting{0};  // the stopper sleeps on stw_acks
+// Set by the stopper for each stop: the threads it stops leave a CPU free for
+// it, so a parked thread may spin for the restart (kParkSpinNs) instead of
+// sleeping at once; a futex wake-up costs tens to hundreds of microseconds
+// on a busy or virtualised machine, far more than the stop's work.
+static std::atomic<std::uint32_t> stw_spin_ok{0};
+static std::atomic<std::uint32_t> stw_sleepers{0};  // parked threads in FUTEX_WAIT on stw_epoch
+static constexpr std::uint64_t kParkSpinNs = 100000;
 // The stopper spins this long for acknowledgements, then yields its CPU (a
 // signalled thread that was asleep needs one), then sleeps.
 static constexpr std::uint64_t kSpinNs = 20000;
@@ -109,9 +116,18 @@ static GA_NOINLINE void park(GcThread* t, ucontext_t* uc) {
     t->ack_epoch.store(e, std::memory_order_release);
     stw_acks.fetch_add(1, std::memory_order_acq_rel);
     if (stw_waiting.load(std::memory_order_acquire)) futex(&stw_acks, FUTEX_WAKE_PRIVATE, 1);
-    // Sleep until the restart. (Spinning here would take the CPU the
-    // stopper needs when there are more threads than CPUs.)
-    while (stw_epoch.load(std::memory_order_acquire) == e) futex(&stw_epoch, FUTEX_WAIT_PRIVATE, e);
+    // Spin for the restart while a CPU is left for the stopper, then sleep.
+    // (Spinning with more threads than CPUs would take the CPU it needs.)
+    if (stw_spin_ok.load(std::memory_order_relaxed)) {
+        std::uint64_t t0 = nanotime();
+        while (stw_epoch.load(std::memory_order_acquire) == e && nanotime() - t0 < kParkSpinNs)
+            for (int i = 0; i < 16; i++) __builtin_ia32_pause();
+    }
+    if (stw_epoch.load(std::memory_order_acquire) == e) {
+        stw_sleepers.fetch_add(1, std::memory_order_seq_cst);
+        while (stw_epoch.load(std::memory_order_seq_cst) == e) futex(&stw_epoch, FUTEX_WAIT_PRIVATE, e);
+        stw_sleepers.fetch_sub(1, std::memory_order_relaxed);
+    }
     if (old_sp != 0)
         for (auto& r : t->regs) r = 0;
     t->saved_sp.store(old_sp, std::memory_order_relaxed);
@@ -270,6 +286,7 @@ void stop_the_world() {
         want++;
         t->stop_epoch = e;
     }
+    stw_spin_ok.store(want < static_cast<std::uint32_t>(ncpu()) ? 1 : 0, std::memory_order_relaxed);
     // Threads that allocate or take a lock stop by themselves within
     // microseconds (the poll in nosuspend_exit); signal the others.
     std::uint64_t tp = nanotime();
@@ -322,8 +339,10 @@ void start_the_world() {
             futex(&t->state, FUTEX_WAKE_PRIVATE, 1);
     }
     __atomic_store_n(&gc_stop_requested, 0, __ATOMIC_SEQ_CST);
-    stw_epoch.fetch_add(1, std::memory_order_release);  // even
-    futex(&stw_epoch, FUTEX_WAKE_PRIVATE, 0x7fffffff);
+    stw_epoch.fetch_add(1, std::memory_order_seq_cst);  // even
+    // (A thread about to sleep counts itself in stw_sleepers first, then
+    // re-checks the epoch: seq_cst on both sides, so one of them sees the other.)
+    if (stw_sleepers.load(std::memory_order_seq_cst) != 0) futex(&stw_epoch, FUTEX_WAKE_PRIVATE, 0x7fffffff);
     threads_lock.unlock();
 }
 

@@ -82,7 +82,12 @@ void Verify(const Node* n, bool full) {
     if ((b == nullptr) != (len == 0)) Fail(n, "blob pointer/length mismatch", len);
     if (b == nullptr) return;
     void* bb = gc::base_of(b);
-    if (bb == nullptr || gc::size_of(b) < len) Fail(n, "blob is not a live collected object", len);
+    if (bb == nullptr || gc::size_of(b) < len) {
+        std::fprintf(stderr, "\nGC TORTURE: blob %p (len %llu): base_of %p, size_of %zu; again: base_of %p\n",
+                     static_cast<const void*>(b), static_cast<unsigned long long>(len), bb, gc::size_of(b),
+                     gc::base_of(b));
+        Fail(n, "blob is not a live collected object", len);
+    }
     for (std::uint64_t i = 0; i < len; i++) {
         if (!full && i >= 64 && i + 64 < len && i % 97 != 0) continue;
         if (b[i] != BlobByte(id, i)) Fail(n, "blob byte corrupted at offset", i);

@@ -103,6 +103,9 @@ struct TypeInfo {
     std::uint8_t kind;           // kLayout*
     std::uint32_t words;         // size of T in words (object size / 8, rounded up)
     const std::uint64_t* mask;   // words bits: 1 = this word is a Ptr<> (kind Precise)
+    // Span class of one object of the type, learned at its first alloc_one
+    // (0: not yet, or none: tiny and large objects take the general path).
+    std::uint8_t spc = 0;
 };
 // The probe: while make<T> constructs the first T, Ptr<> constructors inside
 // [base, base+len) record their word offsets here.
@@ -117,6 +120,8 @@ extern __thread Probe tls_probe __attribute__((tls_model("initial-exec"), visibi
 extern std::uint32_t write_barrier_enabled __attribute__((visibility("default")));
 
 GA_API void* alloc(std::size_t size, std::size_t count, const TypeInfo* ti);  // zeroed; aborts on OOM
+// One object of a type whose size is always `size` (make<T>): the fast path.
+GA_API void* alloc_one(std::size_t size, TypeInfo* ti);
 GA_API void* alloc_first(std::size_t size, std::size_t count, TypeInfo* ti, Probe* saved);
 GA_API void learn_layout(TypeInfo* ti, Probe* saved);
 GA_API void barrier_slow(void* const* slot, void* newval);
@@ -126,8 +131,9 @@ GA_API void set_finalizer_raw(void* obj, void (*fn)(void*, void*), void* arg);
 
 inline void note_slot(const void* slot) {
     Probe& p = tls_probe;
+    if (__builtin_expect(p.len == 0, 1)) return;  // no probe: one load and a branch
     std::uintptr_t off = reinterpret_cast<std::uintptr_t>(slot) - p.base;
-    if (__builtin_expect(off < p.len, 0)) {
+    if (off < p.len) {
         std::uintptr_t w = off >> 3;
         p.bits[w >> 6] |= std::uint64_t{1} << (w & 63);
         p.found = 1;
@@ -175,7 +181,7 @@ T* make(Args&&... args) {
     static_assert(alignof(T) <= 16, "collected objects are at most 16-byte aligned");
     detail::TypeInfo* ti = &detail::type_info<T>;
     if (__builtin_expect(__atomic_load_n(&ti->kind, __ATOMIC_ACQUIRE) != detail::kLayoutUnknown, 1)) {
-        void* p = detail::alloc(sizeof(T), 1, ti);
+        void* p = detail::alloc_one(sizeof(T), ti);
         return ::new (p) T(std::forward<Args>(args)...);
     }
     detail::Probe saved;
@@ -202,7 +208,7 @@ template <class T, class... Args>
 T* make_conservative(Args&&... args) {
     static detail::TypeInfo ti = {detail::kLayoutConservative, static_cast<std::uint32_t>((sizeof(T) + 7) / 8),
                                   nullptr};
-    void* p = detail::alloc(sizeof(T), 1, &ti);
+    void* p = detail::alloc_one(sizeof(T), &ti);
     return ::new (p) T(std::forward<Args>(args)...);
 }
 
