@@ -132,6 +132,7 @@ const Options& options() {
         for (const char* var : {"GODEBUG", "GOALLOC_DEBUG"}) {
             godebug_int(env(var), "gctrace", &g_options.gctrace);
             godebug_int(env(var), "gccheckmark", &g_options.gccheckmark);
+            godebug_int(env(var), "gcstoptheworld", &g_options.gcstoptheworld);
         }
         g_options.gcidlemark = int_option("GOALLOC_GC_IDLE_MARK", 0) != 0;
         g_options.gcpoison = int_option("GOALLOC_GC_POISON", -1 + 0);

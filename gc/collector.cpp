@@ -201,6 +201,7 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
     if (t->assist_credit >= 0) return;
     std::uint64_t t0 = nanotime();
     int idle = 0;
+    gcs.nassist.fetch_add(1, std::memory_order_relaxed);
     while (t->assist_credit < 0 && gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
         std::int64_t chunk = -t->assist_credit < (64 << 10) ? -t->assist_credit : (64 << 10);
         nosuspend_enter();
@@ -213,6 +214,7 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
             sched_yield();
         }
     }
+    gcs.nassist.fetch_sub(1, std::memory_order_release);
     if (t->assist_credit < 0) {
         // No work to steal or do. Past the hard goal (goal + 10%), wait for
         // the cycle to end instead of growing the heap further (Go parks the
@@ -309,9 +311,10 @@ static void scan_root_nodes() {
         if (v != 0) {
             if (checkmark_active()) scan_conservative_check(reinterpret_cast<std::uintptr_t>(&n->ptr),
                                                             reinterpret_cast<std::uintptr_t>(&n->ptr) + 8);
-            else greyobject(v);
+            else grey_batched(v);
         }
     }
+    grey_flush();
 }
 
 void roots_scan() { scan_root_nodes(); }
@@ -392,12 +395,13 @@ void finalizers_scan() {
     LockGuard g(fin_lock);
     for (std::size_t i = 0; i < fin_n; i++) {
         scan_object_contents(fin_table[i].obj);
-        if (fin_table[i].arg) greyobject(reinterpret_cast<std::uintptr_t>(fin_table[i].arg));
+        if (fin_table[i].arg) grey_batched(reinterpret_cast<std::uintptr_t>(fin_table[i].arg));
     }
     for (std::size_t i = 0; i < finq_n; i++) {
-        greyobject(finq[i].obj);
-        if (finq[i].arg) greyobject(reinterpret_cast<std::uintptr_t>(finq[i].arg));
+        grey_batched(finq[i].obj);
+        if (finq[i].arg) grey_batched(reinterpret_cast<std::uintptr_t>(finq[i].arg));
     }
+    grey_flush();
 }
 
 static void finalizers_scan_check() {
@@ -622,11 +626,16 @@ static void run_cycle(bool forced) {
     for_each_thread(snapshot_cb, nullptr);
     scan_stacks();
     std::uint64_t globals = scan_root_ranges();
-    start_the_world();
-    futex_wake(&cycles_started);  // allocators waiting for the cycle to start
+    // GODEBUG=gcstoptheworld=1 (Go's): the whole mark with the world stopped
+    // (one pause, from here to the end of mark termination).
+    const bool stw_mark = options().gcstoptheworld != 0;
+    if (!stw_mark) {
+        start_the_world();
+        futex_wake(&cycles_started);  // allocators waiting for the cycle to start
+    }
     c.stw1_end = nanotime();
     c.stw1_ns = c.stw1_end - c.stw1;
-    record_pause(c.stw1_ns, walltime_ns());
+    if (!stw_mark) record_pause(c.stw1_ns, walltime_ns());
 
     // 2. Concurrent mark.
     std::uint64_t assist0 = gcs.assist_ns.load(std::memory_order_relaxed);
@@ -637,12 +646,19 @@ static void run_cycle(bool forced) {
     double target = kGoalUtilization * ncpu();  // CPUs' worth of background marking
     int attempts = 0;
     for (;;) {
-        std::int64_t done = drain(256 << 10);
+        std::int64_t done = drain(stw_mark ? -1 : 256 << 10);
         gcs.bg_credit.fetch_add(done, std::memory_order_relaxed);
+        if (done == 0 && !work_available() && gcs.nassist.load(std::memory_order_acquire) != 0) {
+            // Assists hold the last grey objects in their local buffers:
+            // stopping now would only make them hand the work back (and the
+            // termination attempt fail). Let them finish.
+            sched_yield();
+            continue;
+        }
         if (done == 0 && !work_available()) {
             // 3. Mark termination, if the barrier buffers hold nothing new.
             std::uint64_t t2 = nanotime();
-            stop_the_world();
+            if (!stw_mark) stop_the_world();
             std::uint64_t t2s = nanotime();
             for_each_thread(flush_wbuf_cb, nullptr);
             c.stop2_ns = t2s - t2;
@@ -652,7 +668,7 @@ static void run_cycle(bool forced) {
                 // Found work (an assist's last chunk, barrier buffers): mark it
                 // concurrently and try again. Every attempt marks new objects,
                 // so this ends; only after many attempts finish it stopped.
-                if (++attempts >= 64) {
+                if (++attempts >= 64 || stw_mark) {
                     drain(-1);
                 } else {
                     std::uint64_t t2e = nanotime();
@@ -691,7 +707,8 @@ static void run_cycle(bool forced) {
             std::uint32_t n = gcs.cycles.load(std::memory_order_relaxed);
             std::uint64_t t3 = nanotime();
             c.stw2_ns = t3 - t2;
-            record_pause(c.stw2_ns, walltime_ns());  // into cycle n's PauseNs slot
+            // (Stop-the-world mark: one pause from the first stop.)
+            record_pause(stw_mark ? t3 - c.stw1 : c.stw2_ns, walltime_ns());  // into cycle n's PauseNs slot
             {
                 LockGuard g(stats_lock);
                 cstats.last_gc = walltime_ns();
@@ -702,6 +719,7 @@ static void run_cycle(bool forced) {
             c.body2_ns = nanotime() - t2s - c.flush2_ns;
             start_the_world();
             futex_wake(reinterpret_cast<std::atomic<std::uint32_t>*>(&gcs.cycles));  // assists waiting for the cycle's end
+            if (stw_mark) futex_wake(&cycles_started);
             c.stw2_end = nanotime();
             c.start2_ns = c.stw2_end - t3;
             break;
@@ -709,7 +727,7 @@ static void run_cycle(bool forced) {
         // Throttle the background worker to its share (25% of the CPUs),
         // unless it may use idle CPUs (GOALLOC_GC_IDLE_MARK=1) and some are.
         bool idle_cpus = options().gcidlemark && registered_threads() - 1 < ncpu();  // - the finalizer thread
-        if (done != 0 && target < 1.0 && !idle_cpus) {
+        if (done != 0 && target < 1.0 && !idle_cpus && !stw_mark) {
             std::uint64_t used = thread_cpu_ns() - cpu0, el = nanotime() - mark_start;
             double allowed = target * static_cast<double>(el);
             if (static_cast<double>(used) > allowed) {

@@ -64,11 +64,18 @@ inline const TypeInfo* uniform_type(const MSpan* s) {
 }   // MSpan::gcflags: remoteBits = free slots when marking began
 inline constexpr int kTinySpanClass = (2 << 1) | 1;  // size class 2 (16 B), noscan
 
+// Nonzero on the thread that has stopped the world, until it restarts it
+// (world.cpp): that thread is the one stop_pending() must never stop.
+extern __thread std::uint32_t tls_world_stopper __attribute__((tls_model("initial-exec")));
+
 // A stop of the world is waiting for this thread (signalled, or requested for
 // all): long nosuspend work (assist drains, lazy sweeping) checks this and
-// gets out of the region at the next consistent point.
+// gets out of the region at the next consistent point. Never true on the
+// thread that stopped the world: its drains with the world stopped (mark
+// termination's last resort, checkmark) must run to the end.
 inline bool stop_pending() {
-    return (tls_suspend_pending | __atomic_load_n(&gc_stop_requested, __ATOMIC_RELAXED)) != 0;
+    return (tls_suspend_pending | __atomic_load_n(&gc_stop_requested, __ATOMIC_RELAXED)) != 0 &&
+           tls_world_stopper == 0;
 }
 
 // The collector reads and writes program memory that the program may be
@@ -162,6 +169,7 @@ struct GcState {
     std::atomic<std::int64_t> bytes_marked{0};  // this cycle, incl. black allocations
     std::atomic<std::int64_t> scan_work{0};     // bytes scanned this cycle
     std::atomic<std::int64_t> bg_credit{0};     // background scan credit assists may steal
+    std::atomic<std::uint32_t> nassist{0};      // threads inside an assist's drain loop
     // Statistics.
     std::atomic<std::uint64_t> total_alloc{0};  // merged from threads
     std::atomic<std::uint64_t> nmalloc{0};
@@ -219,6 +227,8 @@ std::uint64_t thread_cpu_ns();
 // ---- mark.cpp ----
 void mark_warm();              // start-up: pre-fault the first work buffers
 bool greyobject(std::uintptr_t p);  // shade p (any interior pointer); true if newly marked
+void grey_batched(std::uintptr_t p);  // greyobject, queued on this thread's batch...
+void grey_flush();                    // ...until this hands the batch to the markers
 void scan_conservative(std::uintptr_t lo, std::uintptr_t hi);  // shade every word
 void scan_stacks();            // world stopped
 void scan_object_contents(std::uintptr_t obj);  // shade obj's pointers without marking obj

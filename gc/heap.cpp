@@ -290,9 +290,11 @@ static std::uint32_t entry_free(const AllocEntry* e) {
 // starts: snapshot_for_mark) remembers which slots were free then, in
 // remoteBits (unused by collected spans); when it leaves the cache, the slots
 // allocated since are OR-ed into gcmarkBits. Every cache is emptied at mark
-// termination, before sweeping can look at the bits. Until then a marker may
-// find such an object unmarked and scan it: harmless, its fields hold only
-// pointers the snapshot already covers.
+// termination, before sweeping can look at the bits. Until then shade()
+// treats a slot that is allocated but was free in the snapshot as black (no
+// mark bit, no queueing): otherwise every pointer to a new object that the
+// write barrier records would be fresh mark work at each termination attempt,
+// and a mutator storing new objects would keep mark termination from ending.
 static void snapshot_free(MSpan* s) {
     for (std::uint32_t w = 0; w < s->nwords; w++)
         s->remoteBits[w].store(~s->allocBits[w].load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -304,11 +306,13 @@ static void blacken_new(MSpan* s) {
     for (std::uint32_t w = 0; w < s->nwords; w++) {
         std::uint64_t nb = s->remoteBits[w].load(std::memory_order_relaxed) &
                            s->allocBits[w].load(std::memory_order_relaxed);
-        s->remoteBits[w].store(0, std::memory_order_relaxed);
+        // Mark bits first, then forget the snapshot: a marker that reads
+        // neither sees the object as white and scans it once more (harmless).
         if (nb != 0) {
-            s->gcmarkBits[w].fetch_or(nb, std::memory_order_relaxed);
-            n += popcount64(nb);
+            std::uint64_t old = s->gcmarkBits[w].fetch_or(nb, std::memory_order_relaxed);
+            n += popcount64(nb & ~old);
         }
+        s->remoteBits[w].store(0, std::memory_order_relaxed);
     }
     s->gcflags &= static_cast<std::uint8_t>(~kSpanBlackCache);
     if (n != 0) gcs.bytes_marked.fetch_add(static_cast<std::int64_t>(n * s->elemsize), std::memory_order_relaxed);

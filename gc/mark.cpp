@@ -173,6 +173,8 @@ static inline bool shade(Gcw& w, std::uintptr_t p) {
     }
     std::atomic<std::uint64_t>& mw = __atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED)[idx >> 6];
     if (mw.load(std::memory_order_relaxed) & bit) return false;
+    // Allocated black, mark bit still to come (heap.cpp, blacken_new).
+    if (s->remoteBits[idx >> 6].load(std::memory_order_relaxed) & bit) return false;
     if (mw.fetch_or(bit, std::memory_order_relaxed) & bit) return false;
     w.bytes_marked += static_cast<std::int64_t>(s->elemsize);
     if (s->heapBits != nullptr) w.put(obj);
@@ -243,6 +245,12 @@ bool greyobject(std::uintptr_t p) {
     w.flush();
     return r;
 }
+
+// A batch of greyobject calls on one thread (root lists): one work buffer
+// for the lot, handed over by grey_flush.
+static thread_local Gcw grey_batch;
+void grey_batched(std::uintptr_t p) { shade(grey_batch, p); }
+void grey_flush() { grey_batch.flush(); }
 
 void scan_conservative_w(Gcw& w, std::uintptr_t lo, std::uintptr_t hi) {
     lo = (lo + 7) & ~std::uintptr_t{7};

@@ -271,8 +271,11 @@ GA_NOINLINE void blocking_call(void (*fn)(void*), void* arg) {
     (void)marker;
 }
 
+__thread std::uint32_t tls_world_stopper __attribute__((tls_model("initial-exec"))) = 0;
+
 void stop_the_world() {
     lock_registry();
+    tls_world_stopper = 1;
     std::uint32_t e = stw_epoch.load(std::memory_order_relaxed) + 1;  // odd
     stw_acks.store(0, std::memory_order_relaxed);
     stw_epoch.store(e, std::memory_order_release);
@@ -343,6 +346,7 @@ void start_the_world() {
     // (A thread about to sleep counts itself in stw_sleepers first, then
     // re-checks the epoch: seq_cst on both sides, so one of them sees the other.)
     if (stw_sleepers.load(std::memory_order_seq_cst) != 0) futex(&stw_epoch, FUTEX_WAKE_PRIVATE, 0x7fffffff);
+    tls_world_stopper = 0;
     threads_lock.unlock();
 }
 

@@ -175,4 +175,67 @@ TEST(GcAssist, HeavyAllocationDuringMarking) {
     EXPECT_GT(s1.MarkAssistNs, s0.MarkAssistNs) << "allocating threads never assisted the mark";
 }
 
+// binary-trees' shape: one long-lived tree while a single thread builds and
+// drops short-lived trees as fast as it can. Allocation outruns the
+// background worker (25% of the CPUs), so the thread assists all the time and
+// mark termination is attempted while assists hold grey objects. Regression:
+// termination gave up retrying after 64 attempts and drained the rest with the
+// world stopped, but that drain stopped at once (it took the world stopper
+// for a thread being asked to stop) and the rest of the long-lived tree was
+// freed while reachable.
+struct TNode {
+    gc::Ptr<TNode> left, right;
+    std::uint64_t id;
+};
+TNode* BuildTree(int depth, std::uint64_t id) {
+    TNode* n = gc::make<TNode>();
+    n->id = id;
+    if (depth > 0) {
+        n->left = BuildTree(depth - 1, 2 * id);
+        n->right = BuildTree(depth - 1, 2 * id + 1);
+    }
+    return n;
+}
+// Nodes of a complete tree whose root has id `id`, verifying every id.
+std::uint64_t CheckTree(const TNode* n, int depth, std::uint64_t id, bool* ok) {
+    if (n == nullptr || n->id != id) {
+        *ok = false;
+        return 0;
+    }
+    if (depth == 0) return (n->left.get() == nullptr && n->right.get() == nullptr) ? 1 : (*ok = false, 0);
+    return 1 + CheckTree(n->left.get(), depth - 1, 2 * id, ok) + CheckTree(n->right.get(), depth - 1, 2 * id + 1, ok);
+}
+
+TEST(GcAssist, LongLivedTreeUnderAllocationStorm) {
+    const int long_depth = WorkScale() < 0.5 ? 14 : 18;  // 512K nodes (32K when scaled down, TSan)
+    const std::uint64_t total_nodes = Scaled(std::size_t{48} << 20, std::size_t{2} << 20);
+    gc::Root<TNode> keep(BuildTree(long_depth, 1));
+    gc::MemStats s0 = ReadStats();
+    std::uint64_t made = 0, rounds = 0;
+    while (made < total_nodes) {
+        for (int d = 4; d <= 14 && made < total_nodes; d += 2) {
+            TNode* t = BuildTree(d, 1);
+            bool ok = true;
+            std::uint64_t n = CheckTree(t, d, 1, &ok);
+            ASSERT_TRUE(ok) << "a short-lived tree of depth " << d << " is damaged";
+            made += n;
+        }
+        if (++rounds % 8 == 0) {
+            bool ok = true;
+            CheckTree(keep.get(), long_depth, 1, &ok);
+            ASSERT_TRUE(ok) << "the long-lived tree lost nodes after " << made << " allocations";
+        }
+    }
+    gc::MemStats s1 = ReadStats();
+    bool ok = true;
+    std::uint64_t n = CheckTree(keep.get(), long_depth, 1, &ok);
+    EXPECT_TRUE(ok);
+    EXPECT_EQ(n, (std::uint64_t{2} << long_depth) - 1);
+    std::printf("storm: %llu nodes, %u cycles, assists %.1f ms, max pause %.2f ms\n",
+                static_cast<unsigned long long>(made), s1.NumGC - s0.NumGC,
+                static_cast<double>(s1.MarkAssistNs - s0.MarkAssistNs) / 1e6,
+                static_cast<double>(s1.MaxPauseNs) / 1e6);
+    EXPECT_GE(s1.NumGC - s0.NumGC, 8u);
+}
+
 }  // namespace
