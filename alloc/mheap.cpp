@@ -69,6 +69,12 @@ bool MHeap::new_arenas_locked(std::size_t bytes) {
     return true;
 }
 
+std::atomic<void (*)(std::uintptr_t, std::size_t)> heap_grow_hook{nullptr};
+
+static void note_grown(std::uintptr_t base, std::size_t bytes) {
+    if (auto* h = heap_grow_hook.load(std::memory_order_acquire)) h(base, bytes);
+}
+
 bool MHeap::grow_locked(std::size_t npages) {
     GA_ASSERT_LOCK_HELD(lock);
     if (npages > kMaxAlloc / kPageSize) return false;
@@ -77,8 +83,10 @@ bool MHeap::grow_locked(std::size_t npages) {
         // Map what is left of the current reservation so it is not wasted:
         // it coalesces with the new arenas when those are contiguous.
         if (cur_end > cur_base) {
-            if (sys::map(reinterpret_cast<void*>(cur_base), cur_end - cur_base))
+            if (sys::map(reinterpret_cast<void*>(cur_base), cur_end - cur_base)) {
                 pages.grow(cur_base, (cur_end - cur_base) / kPageSize);
+                note_grown(cur_base, cur_end - cur_base);
+            }
             cur_base = cur_end;
             return true;  // progress: the caller retries, and grows again if needed
         }
@@ -87,6 +95,7 @@ bool MHeap::grow_locked(std::size_t npages) {
     }
     if (!sys::map(reinterpret_cast<void*>(cur_base), ask)) return false;
     pages.grow(cur_base, ask / kPageSize);
+    note_grown(cur_base, ask);
     cur_base += ask;
     return true;
 }

@@ -90,6 +90,12 @@ private:
 
 extern MHeap mheap;
 
+// Called (under mheap.lock: it must only record and wake, never block) with
+// each range the heap maps as it grows. The collector sets it to fault the
+// pages in from a background thread (gc/collector.cpp) before the allocating
+// threads touch them one page fault at a time.
+extern std::atomic<void (*)(std::uintptr_t base, std::size_t bytes)> heap_grow_hook;
+
 // One-time initialisation of the process-wide heap (idempotent, thread-safe).
 void heap_init();
 

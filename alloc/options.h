@@ -20,9 +20,9 @@ struct Options {
     int gctrace = 0;                          // GODEBUG=gctrace=1 or GOALLOC_DEBUG=gctrace=1
     int gccheckmark = 0;                      // GODEBUG=gccheckmark=1 or GOALLOC_DEBUG=gccheckmark=1
     int gcstoptheworld = 0;                   // GODEBUG=gcstoptheworld=1: mark with the world stopped
-    int gcidlemark = 0;                       // GOALLOC_GC_IDLE_MARK: 1 = the background mark worker
+    int gcidlemark = 1;                       // GOALLOC_GC_IDLE_MARK: 1 = the background mark worker
                                               // runs flat out while CPUs are idle (Go's idle workers);
-                                              // 0 = it keeps to 25% of the CPUs
+                                              // 0 = it keeps to 25% of the CPUs, assists included
     int gcpoison = -1;                        // GOALLOC_GC_POISON: 1 = fill swept objects with 0xdb
                                               // (-1: on at GOALLOC_DEBUG_LEVEL >= 2)
 };

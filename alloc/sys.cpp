@@ -71,6 +71,15 @@ void used(void*, std::size_t n) {
     stats.ready.fetch_add(n, std::memory_order_relaxed);
 }
 
+void populate(void* v, std::size_t n) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+    int saved = errno;
+    madvise(v, n, MADV_POPULATE_WRITE);
+    errno = saved;
+}
+
 void unused(void* v, std::size_t n) {
     int saved = errno;
     madvise(v, n, MADV_DONTNEED);

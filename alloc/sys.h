@@ -38,6 +38,9 @@ void* reserve(void* hint, std::size_t n, std::size_t align);
 bool map(void* v, std::size_t n);
 // Prepared -> Ready (accounting only on Linux: the kernel backs pages on touch).
 void used(void* v, std::size_t n);
+// Fault in the pages of [v, v+n) now (mapped memory about to be used), in one
+// call instead of one fault per page; best effort (no-op where unsupported).
+void populate(void* v, std::size_t n);
 // Ready -> Prepared: the physical pages go back to the OS and read as zero later.
 void unused(void* v, std::size_t n);
 // Any heap state -> None. `prepared` and `ready` say how much of [v, v+n) was in each state.

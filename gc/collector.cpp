@@ -9,9 +9,8 @@
 //      ranges, start the world;
 //   2. concurrent mark: scan Root<T>s, the contents of finalizable objects and
 //      the finalizer queue, then drain grey objects — the collector thread as
-//      the background worker (25% of the CPUs; with GOALLOC_GC_IDLE_MARK=1
-//      also the idle ones), and
-//      allocating threads through assists;
+//      the background worker (25% of the CPUs, and idle CPUs unless
+//      GOALLOC_GC_IDLE_MARK=0), and allocating threads through assists;
 //   3. mark termination: when no grey objects are left, stop the world, shade
 //      the threads' write-barrier buffers; if that found nothing new, turn the
 //      barrier off, return all thread caches to the mcentrals, (checkmark),
@@ -501,6 +500,8 @@ void run_finalizers() {
 // ---- the cycle ----
 struct CycleTimes {
     std::uint64_t stop1_ns, stop2_ns, flush2_ns, body2_ns, start2_ns;  // gctrace=2 detail
+    std::uint32_t sig1, sig2;  // threads signalled by the stops
+    std::uint64_t body1_ns;
     int attempts;
     std::uint64_t start, stw1, stw1_end, mark_end, stw2_end;
     std::uint64_t stw1_ns, stw2_ns;
@@ -581,11 +582,14 @@ static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
     m.write_stderr();
     if (options().gctrace >= 2) {
         std::snprintf(line, sizeof line,
-                      "gc %u stw detail: longest pause %llu us; stop1 %llu us; termination attempts %d, stop2 %llu us, "
-                      "flush %llu us, body %llu us, restart %llu us\n",
+                      "gc %u stw detail: longest pause %llu us; pause1 %llu us: stop1 %llu us (%u signalled), body1 %llu us; "
+                      "termination attempts %d, "
+                      "stop2 %llu us (%u signalled), flush %llu us, body %llu us, restart %llu us\n",
                       num, static_cast<unsigned long long>(cycle_max_pause / 1000),
-                      static_cast<unsigned long long>(c.stop1_ns / 1000), c.attempts,
-                      static_cast<unsigned long long>(c.stop2_ns / 1000),
+                      static_cast<unsigned long long>(c.stw1_ns / 1000),
+                      static_cast<unsigned long long>(c.stop1_ns / 1000), c.sig1,
+                      static_cast<unsigned long long>(c.body1_ns / 1000), c.attempts,
+                      static_cast<unsigned long long>(c.stop2_ns / 1000), c.sig2,
                       static_cast<unsigned long long>(c.flush2_ns / 1000),
                       static_cast<unsigned long long>(c.body2_ns / 1000),
                       static_cast<unsigned long long>(c.start2_ns / 1000));
@@ -611,6 +615,7 @@ static void run_cycle(bool forced) {
     c.stw1 = nanotime();
     stop_the_world();
     c.stop1_ns = nanotime() - c.stw1;
+    c.sig1 = last_stop_signalled();
     GA_ASSERT(sweep_done());
     cycles_started.fetch_add(1, std::memory_order_acq_rel);
     c.heap0 = gcs.heap_live.load(std::memory_order_relaxed);
@@ -626,14 +631,19 @@ static void run_cycle(bool forced) {
     for_each_thread(snapshot_cb, nullptr);
     scan_stacks();
     std::uint64_t globals = scan_root_ranges();
+    c.body1_ns = nanotime() - c.stw1 - c.stop1_ns;
     // GODEBUG=gcstoptheworld=1 (Go's): the whole mark with the world stopped
     // (one pause, from here to the end of mark termination).
     const bool stw_mark = options().gcstoptheworld != 0;
+    c.stw1_end = 0;
     if (!stw_mark) {
-        start_the_world();
+        // The pause ends when the world may run again (start_the_world's
+        // time), not when this thread is done waking sleepers: a woken
+        // thread may take this thread's CPU for a while.
+        c.stw1_end = start_the_world();
         futex_wake(&cycles_started);  // allocators waiting for the cycle to start
     }
-    c.stw1_end = nanotime();
+    if (c.stw1_end == 0) c.stw1_end = nanotime();
     c.stw1_ns = c.stw1_end - c.stw1;
     if (!stw_mark) record_pause(c.stw1_ns, walltime_ns());
 
@@ -662,6 +672,7 @@ static void run_cycle(bool forced) {
             std::uint64_t t2s = nanotime();
             for_each_thread(flush_wbuf_cb, nullptr);
             c.stop2_ns = t2s - t2;
+            c.sig2 = stw_mark ? 0 : last_stop_signalled();
             c.flush2_ns = nanotime() - t2s;
             c.attempts = attempts + 1;
             if (work_available()) {
@@ -728,7 +739,9 @@ static void run_cycle(bool forced) {
         // unless it may use idle CPUs (GOALLOC_GC_IDLE_MARK=1) and some are.
         bool idle_cpus = options().gcidlemark && registered_threads() - 1 < ncpu();  // - the finalizer thread
         if (done != 0 && target < 1.0 && !idle_cpus && !stw_mark) {
-            std::uint64_t used = thread_cpu_ns() - cpu0, el = nanotime() - mark_start;
+            // The share counts assists too (their wall time: an upper bound of their CPU time).
+            std::uint64_t used = thread_cpu_ns() - cpu0 + (gcs.assist_ns.load(std::memory_order_relaxed) - assist0),
+                          el = nanotime() - mark_start;
             double allowed = target * static_cast<double>(el);
             if (static_cast<double>(used) > allowed) {
                 std::uint64_t sl = static_cast<std::uint64_t>(static_cast<double>(used) / target) - el;
@@ -782,6 +795,57 @@ static void* collector_thread(void*) {
     return nullptr;
 }
 
+// ---- prefaulting the heap's growth ----
+// Every page the heap maps as it grows is otherwise faulted in by the first
+// thread to touch it, one fault per 4 KiB page, and a page fault cannot be
+// interrupted: a stop of the world waits for it. Under virtualisation a fault
+// costs microseconds to tens of microseconds, so a thread allocating fresh
+// memory spent much of its time in the kernel and stops waited on it. The
+// mheap reports each newly mapped range (heap_grow_hook, under its lock: a
+// ring slot and a wake-up) and this thread, which is not registered (never
+// stopped, never touches objects), faults the range in with one madvise
+// (sys::populate), ahead of the allocating threads. A full ring drops ranges:
+// they are then faulted on touch as before.
+static constexpr std::uint32_t kGrowRing = 64;
+static std::uintptr_t grow_base[kGrowRing];      // [head % kGrowRing] written under mheap.lock
+static std::size_t grow_bytes[kGrowRing];
+static std::atomic<std::uint32_t> grow_head{0};  // mheap.lock (one producer at a time)
+static std::atomic<std::uint32_t> grow_tail{0};  // the prefault thread
+
+static void on_heap_grow(std::uintptr_t base, std::size_t bytes) {
+    std::uint32_t h = grow_head.load(std::memory_order_relaxed);
+    if (h - grow_tail.load(std::memory_order_acquire) >= kGrowRing) return;
+    grow_base[h % kGrowRing] = base;
+    grow_bytes[h % kGrowRing] = bytes;
+    grow_head.store(h + 1, std::memory_order_release);
+    futex_wake(&grow_head);
+}
+
+static void* prefault_thread(void*) {
+    // Only idle CPUs: a thread taking a CPU from a mutator delays it, and with
+    // it the next stop of the world. Behind, it faults in pages already
+    // touched: a few wasted cycles.
+    sched_param sp{};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    for (;;) {
+        std::uint32_t h = grow_head.load(std::memory_order_acquire);
+        std::uint32_t t = grow_tail.load(std::memory_order_relaxed);
+        for (; t != h; t++) {
+            // In pieces: populating holds the address space lock for reading,
+            // and a thread mapping more heap (under mheap.lock, unstoppable)
+            // waits for it to write.
+            constexpr std::size_t kPiece = 256 << 10;
+            std::uintptr_t b = grow_base[t % kGrowRing];
+            std::size_t n = grow_bytes[t % kGrowRing];
+            for (std::size_t o = 0; o < n; o += kPiece)
+                sys::populate(reinterpret_cast<void*>(b + o), n - o < kPiece ? n - o : kPiece);
+            grow_tail.store(t + 1, std::memory_order_release);
+        }
+        futex_wait(&grow_head, h, 1000000000);
+    }
+    return nullptr;
+}
+
 static pthread_once_t collector_once = PTHREAD_ONCE_INIT;
 static void collector_init() {
     start_ns = nanotime();
@@ -796,6 +860,8 @@ static void collector_init() {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&th, &attr, collector_thread, nullptr) != 0) throw_fatal("gc: cannot start the collector thread");
     if (pthread_create(&th, &attr, finalizer_thread, nullptr) != 0) throw_fatal("gc: cannot start the finalizer thread");
+    if (pthread_create(&th, &attr, prefault_thread, nullptr) == 0)
+        heap_grow_hook.store(on_heap_grow, std::memory_order_release);
     pthread_attr_destroy(&attr);
 }
 

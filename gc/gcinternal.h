@@ -143,6 +143,7 @@ struct GcThread {
     std::atomic<std::uint32_t> ack_epoch{0};  // the stop epoch this thread acknowledged
     std::atomic<std::uint32_t> state{0};      // world.cpp: running, blocked, claimed by a stop
     std::uint32_t stop_epoch = 0;             // threads lock: the stop that signalled this thread
+    bool wake_on_start = false;               // threads lock: claimed by this stop, to be woken
     // Checkmark mode: this thread's stack and registers as scanned at the
     // cycle's first stop (collector, world stopped; freed at unregister).
     std::uintptr_t* ck_copy = nullptr;
@@ -214,7 +215,9 @@ inline GcThread* current_thread() {
 // acknowledged (they are outside nosuspend regions, their stacks saved).
 // Holds the threads lock until start_the_world.
 void stop_the_world();
-void start_the_world();
+std::uint64_t start_the_world();  // returns nanotime() when the world was let go
+// The last stop (collector thread; gctrace=2): threads that had to be signalled.
+std::uint32_t last_stop_signalled();
 // With the world stopped: call f on each registered thread (including the caller's, if registered).
 void for_each_thread(void (*f)(GcThread*, void*), void* arg);
 int registered_threads();

@@ -50,7 +50,7 @@ static constexpr std::uint64_t kParkSpinNs = 100000;
 // signalled thread that was asleep needs one), then sleeps.
 static constexpr std::uint64_t kSpinNs = 20000;
 static constexpr std::uint64_t kYieldNs = 2000000;
-static constexpr std::uint64_t kPollNs = 5000;  // wait this long for threads to stop by polling
+static constexpr std::uint64_t kPollNs = 50000;  // wait this long for threads to stop by polling
 
 // Thread states for stopping (GcThread::state): a Blocked thread has saved
 // its registers and stack pointer and sits in a blocking call; the stopper
@@ -271,6 +271,9 @@ GA_NOINLINE void blocking_call(void (*fn)(void*), void* arg) {
     (void)marker;
 }
 
+static std::uint32_t stw_signalled = 0;  // threads lock
+std::uint32_t last_stop_signalled() { return stw_signalled; }
+
 __thread std::uint32_t tls_world_stopper __attribute__((tls_model("initial-exec"))) = 0;
 
 void stop_the_world() {
@@ -300,8 +303,10 @@ void stop_the_world() {
         if (all) break;
         for (int i = 0; i < 16; i++) __builtin_ia32_pause();
     }
+    stw_signalled = 0;
     for (GcThread* t = threads_head; t != nullptr; t = t->next) {
         if (t == self || t->stop_epoch != e || t->ack_epoch.load(std::memory_order_acquire) == e) continue;
+        stw_signalled++;
         int r = pthread_kill(t->tid, kSuspendSignal);
         if (r != 0) throw_fatal("gc: cannot signal a registered thread (did it exit without unregistering?)");
     }
@@ -335,19 +340,23 @@ void stop_the_world() {
     stw_waiting.store(0, std::memory_order_relaxed);
 }
 
-void start_the_world() {
+std::uint64_t start_the_world() {
+    // Let every thread go first, then make the system calls that wake sleepers.
     for (GcThread* t = threads_head; t != nullptr; t = t->next) {
         std::uint32_t st = kClaimed;
-        if (t->state.compare_exchange_strong(st, kBlocked, std::memory_order_acq_rel))
-            futex(&t->state, FUTEX_WAKE_PRIVATE, 1);
+        t->wake_on_start = t->state.compare_exchange_strong(st, kBlocked, std::memory_order_acq_rel);
     }
     __atomic_store_n(&gc_stop_requested, 0, __ATOMIC_SEQ_CST);
     stw_epoch.fetch_add(1, std::memory_order_seq_cst);  // even
+    std::uint64_t now = nanotime();
+    for (GcThread* t = threads_head; t != nullptr; t = t->next)
+        if (t->wake_on_start) futex(&t->state, FUTEX_WAKE_PRIVATE, 1);
     // (A thread about to sleep counts itself in stw_sleepers first, then
     // re-checks the epoch: seq_cst on both sides, so one of them sees the other.)
     if (stw_sleepers.load(std::memory_order_seq_cst) != 0) futex(&stw_epoch, FUTEX_WAKE_PRIVATE, 0x7fffffff);
     tls_world_stopper = 0;
     threads_lock.unlock();
+    return now;
 }
 
 void for_each_thread(void (*f)(GcThread*, void*), void* arg) {
