@@ -55,6 +55,15 @@ struct HeapArena {
 };
 
 extern std::atomic<HeapArena*> arena_index[kArenaIndexEntries];
+// Lowest and one past the highest address of any registered arena (0, 0 if
+// none); only widen. A value outside is not a heap pointer, and a lookup
+// need not touch arena_index (32 MiB, mostly never-touched zero pages: a
+// conservative scan indexing it with stray values page-faulted per new page).
+extern std::atomic<std::uintptr_t> arena_lo, arena_hi;
+inline bool in_arena_range(std::uintptr_t addr) {
+    std::uintptr_t lo = arena_lo.load(std::memory_order_relaxed);
+    return addr - lo < arena_hi.load(std::memory_order_relaxed) - lo;
+}
 
 inline HeapArena* arena_of(std::uintptr_t addr) {
     std::uintptr_t i = addr >> kArenaShift;

@@ -10,6 +10,7 @@
 namespace goalloc {
 
 std::atomic<HeapArena*> arena_index[kArenaIndexEntries];
+std::atomic<std::uintptr_t> arena_lo{0}, arena_hi{0};  // mheap.lock (written)
 constinit MHeap mheap;
 
 // Go's first arena hint on linux/amd64: 0x00c0 << 32.
@@ -56,6 +57,12 @@ bool MHeap::new_arenas_locked(std::size_t bytes) {
             return false;
         }
         arena_index[a->base >> kArenaShift].store(a, std::memory_order_release);
+        // Widen [arena_lo, arena_hi): hi first while lo is still 0 (the
+        // range only ever grows, so a reader sees a range within the final one
+        // that holds every arena registered before its loads).
+        std::uintptr_t lo = arena_lo.load(std::memory_order_relaxed), hi = arena_hi.load(std::memory_order_relaxed);
+        if (a->base + kArenaBytes > hi) arena_hi.store(a->base + kArenaBytes, std::memory_order_release);
+        if (lo == 0 || a->base < lo) arena_lo.store(a->base, std::memory_order_release);
         arenas.fetch_add(1, std::memory_order_relaxed);
     }
     if (next_hint != 0) next_hint = base + bytes;

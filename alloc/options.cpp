@@ -135,6 +135,7 @@ const Options& options() {
             godebug_int(env(var), "gcstoptheworld", &g_options.gcstoptheworld);
         }
         g_options.gcidlemark = int_option("GOALLOC_GC_IDLE_MARK", 1) != 0;
+        g_options.gcprefault = int_option("GOALLOC_GC_PREFAULT", 0) != 0;
         g_options.gcpoison = int_option("GOALLOC_GC_POISON", -1 + 0);
         if (g_options.gcpoison < 0) g_options.gcpoison = GOALLOC_DEBUG_LEVEL >= 2 ? 1 : 0;
         if (g_options.stats || g_options.verbose || g_options.gctrace) {

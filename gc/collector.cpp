@@ -795,17 +795,20 @@ static void* collector_thread(void*) {
     return nullptr;
 }
 
-// ---- prefaulting the heap's growth ----
+// ---- prefaulting the heap's growth (GOALLOC_GC_PREFAULT=1) ----
 // Every page the heap maps as it grows is otherwise faulted in by the first
-// thread to touch it, one fault per 4 KiB page, and a page fault cannot be
-// interrupted: a stop of the world waits for it. Under virtualisation a fault
-// costs microseconds to tens of microseconds, so a thread allocating fresh
-// memory spent much of its time in the kernel and stops waited on it. The
+// thread to touch it, one fault per 4 KiB page. Under virtualisation a fault
+// costs microseconds to tens of microseconds: gc_latency's mutator spent 15%
+// of its time in page faults while building its heap. With the option, the
 // mheap reports each newly mapped range (heap_grow_hook, under its lock: a
 // ring slot and a wake-up) and this thread, which is not registered (never
-// stopped, never touches objects), faults the range in with one madvise
+// stopped, never touches objects), faults the range in with madvise
 // (sys::populate), ahead of the allocating threads. A full ring drops ranges:
-// they are then faulted on touch as before.
+// they are then faulted on touch as before. (Like the JVM's AlwaysPreTouch,
+// it is off by default: it raises allocation throughput on fresh memory, but
+// populating holds the address-space lock, and a thread growing the heap —
+// unstoppable, under mheap.lock — waits behind it, which made some stops of
+// the world take milliseconds on this machine.)
 static constexpr std::uint32_t kGrowRing = 64;
 static std::uintptr_t grow_base[kGrowRing];      // [head % kGrowRing] written under mheap.lock
 static std::size_t grow_bytes[kGrowRing];
@@ -822,11 +825,6 @@ static void on_heap_grow(std::uintptr_t base, std::size_t bytes) {
 }
 
 static void* prefault_thread(void*) {
-    // Only idle CPUs: a thread taking a CPU from a mutator delays it, and with
-    // it the next stop of the world. Behind, it faults in pages already
-    // touched: a few wasted cycles.
-    sched_param sp{};
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
     for (;;) {
         std::uint32_t h = grow_head.load(std::memory_order_acquire);
         std::uint32_t t = grow_tail.load(std::memory_order_relaxed);
@@ -834,7 +832,7 @@ static void* prefault_thread(void*) {
             // In pieces: populating holds the address space lock for reading,
             // and a thread mapping more heap (under mheap.lock, unstoppable)
             // waits for it to write.
-            constexpr std::size_t kPiece = 256 << 10;
+            constexpr std::size_t kPiece = 64 << 10;
             std::uintptr_t b = grow_base[t % kGrowRing];
             std::size_t n = grow_bytes[t % kGrowRing];
             for (std::size_t o = 0; o < n; o += kPiece)
@@ -860,7 +858,7 @@ static void collector_init() {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&th, &attr, collector_thread, nullptr) != 0) throw_fatal("gc: cannot start the collector thread");
     if (pthread_create(&th, &attr, finalizer_thread, nullptr) != 0) throw_fatal("gc: cannot start the finalizer thread");
-    if (pthread_create(&th, &attr, prefault_thread, nullptr) == 0)
+    if (o.gcprefault && pthread_create(&th, &attr, prefault_thread, nullptr) == 0)
         heap_grow_hook.store(on_heap_grow, std::memory_order_release);
     pthread_attr_destroy(&attr);
 }

@@ -181,7 +181,7 @@ static inline bool shade(Gcw& w, std::uintptr_t p) {
     return true;
 }
 
-static inline bool maybe_heap(std::uintptr_t v) { return v >= 4096 && (v >> kArenaShift) < kArenaIndexEntries; }
+static inline bool maybe_heap(std::uintptr_t v) { return in_arena_range(v); }
 
 static inline void scan_word(Gcw& w, std::uintptr_t* slot) {
     std::uintptr_t v = load_program_word(slot);
