@@ -177,10 +177,21 @@ static double assist_ratio() {
     std::uint64_t goal = gcs.goal.load(std::memory_order_relaxed);
     std::uint64_t live = gcs.heap_live.load(std::memory_order_relaxed);
     if (goal == UINT64_MAX) goal = live + (std::uint64_t{64} << 20);
-    std::uint64_t hard = goal + goal / 10;
-    std::int64_t remaining = static_cast<std::int64_t>(live < goal ? goal - live : (live < hard ? hard - live : 64 << 10));
-    std::int64_t expected = static_cast<std::int64_t>(gcs.heap_marked.load(std::memory_order_relaxed));
-    std::int64_t left = expected - gcs.scan_work.load(std::memory_order_relaxed);
+    // Scan work expected this cycle: what the last one did (Go 1.18's
+    // heapScan + stacks + globals). Marked bytes would overstate it: they
+    // include noscan objects and those allocated black, which nobody scans.
+    // Once the cycle has done more than that, assume the worst — the whole
+    // heap may need scanning — and pace against the hard goal (+10%), as Go.
+    std::uint64_t last = gcs.last_scan.load(std::memory_order_relaxed);
+    std::int64_t expected = static_cast<std::int64_t>(last != 0 ? last : gcs.heap_marked.load(std::memory_order_relaxed));
+    std::int64_t work = gcs.scan_work.load(std::memory_order_relaxed);
+    if (work > expected || live > goal) {
+        expected = static_cast<std::int64_t>(live > gcs.heap_marked.load(std::memory_order_relaxed)
+                                                 ? live : gcs.heap_marked.load(std::memory_order_relaxed));
+        goal += goal / 10;
+    }
+    std::int64_t remaining = static_cast<std::int64_t>(live < goal ? goal - live : 64 << 10);
+    std::int64_t left = expected - work;
     if (left < (64 << 10)) left = 64 << 10;
     return static_cast<double>(left) / static_cast<double>(remaining);
 }
@@ -516,16 +527,25 @@ static void flush_wbuf_cb(GcThread* t, void*) { flush_wbuf(t); }
 
 static std::uint64_t cycle_max_pause = 0;  // collector thread: longest pause of the running cycle
 
+static std::uint64_t cycle_pause_sum = 0, cycle_pause_end = 0;  // collector thread: the running cycle
+
 static void record_pause(std::uint64_t ns, std::uint64_t end_wall) {
     if (ns > cycle_max_pause) cycle_max_pause = ns;
+    cycle_pause_sum += ns;
+    cycle_pause_end = end_wall;
     LockGuard g(stats_lock);
     cstats.pause_total_ns += ns;
     if (ns > cstats.max_pause_ns) cstats.max_pause_ns = ns;
-    std::uint32_t n = gcs.cycles.load(std::memory_order_relaxed);
-    // Go's PauseNs[(NumGC+255)%256] is the latest cycle; a cycle with two pauses sums them.
-    cstats.pause_ns[n % 256] += ns;
-    cstats.pause_end[n % 256] = end_wall;
     cstats.gc_cpu_ns += ns * static_cast<std::uint64_t>(ncpu());
+}
+
+// At the end of cycle n+1 (NumGC n -> n+1), as Go: PauseNs[(NumGC+255)%256]
+// is the latest completed cycle (the sum of its pauses), and the ring always
+// holds the last 256 completed cycles. Caller: stats_lock.
+static void publish_cycle_pause(std::uint32_t n) {
+    cstats.pause_ns[n % 256] = cycle_pause_sum;
+    cstats.pause_end[n % 256] = cycle_pause_end;
+    cycle_pause_sum = cycle_pause_end = 0;
 }
 
 static void fmt_ms(char* buf, std::size_t n, std::uint64_t ns) {
@@ -698,6 +718,8 @@ static void run_cycle(bool forced) {
             std::uint64_t marked = static_cast<std::uint64_t>(gcs.bytes_marked.load(std::memory_order_relaxed));
             c.marked = marked;
             gcs.heap_marked.store(marked, std::memory_order_relaxed);
+            gcs.last_scan.store(static_cast<std::uint64_t>(gcs.scan_work.load(std::memory_order_relaxed)),
+                                std::memory_order_relaxed);
             gcs.heap_live.store(marked, std::memory_order_relaxed);
             gcs.unswept.store(gcs.nspans.load(std::memory_order_relaxed), std::memory_order_relaxed);
             gcs.sweepgen.fetch_add(2, std::memory_order_release);
@@ -719,14 +741,14 @@ static void run_cycle(bool forced) {
             std::uint64_t t3 = nanotime();
             c.stw2_ns = t3 - t2;
             // (Stop-the-world mark: one pause from the first stop.)
-            record_pause(stw_mark ? t3 - c.stw1 : c.stw2_ns, walltime_ns());  // into cycle n's PauseNs slot
+            record_pause(stw_mark ? t3 - c.stw1 : c.stw2_ns, walltime_ns());
             {
                 LockGuard g(stats_lock);
+                publish_cycle_pause(n);
                 cstats.last_gc = walltime_ns();
                 if (forced) cstats.forced++;
-                cstats.pause_ns[(n + 1) % 256] = 0;  // the next cycle's slot starts empty
+                gcs.cycles.store(n + 1, std::memory_order_release);  // with the ring (read_mem_stats)
             }
-            gcs.cycles.store(n + 1, std::memory_order_release);
             c.body2_ns = nanotime() - t2s - c.flush2_ns;
             start_the_world();
             futex_wake(reinterpret_cast<std::atomic<std::uint32_t>*>(&gcs.cycles));  // assists waiting for the cycle's end
@@ -922,15 +944,15 @@ void read_mem_stats(MemStats& out) {
     out.HeapReleased = sys::stats.prepared.load(std::memory_order_relaxed);
     out.Sys = out.HeapSys + sys::stats.metadata.load(std::memory_order_relaxed);
     out.NextGC = goal == UINT64_MAX ? 0 : goal;
-    out.NumGC = ngc;
     {
         LockGuard g(stats_lock);
+        // NumGC and the pause ring together (a cycle may have ended since the stop).
+        ngc = gcs.cycles.load(std::memory_order_relaxed);
+        out.NumGC = ngc;
         out.LastGC = cstats.last_gc;
         out.PauseTotalNs = cstats.pause_total_ns;
         std::memcpy(out.PauseNs, cstats.pause_ns, sizeof out.PauseNs);
         std::memcpy(out.PauseEnd, cstats.pause_end, sizeof out.PauseEnd);
-        // Slot NumGC%256 may hold the running cycle's first pause: report completed cycles only.
-        out.PauseNs[ngc % 256] = 0;
         out.NumForcedGC = cstats.forced;
         out.MaxPauseNs = cstats.max_pause_ns;
         std::uint64_t now = nanotime();

@@ -164,6 +164,7 @@ struct GcState {
     // Pacer inputs/outputs (bytes).
     std::atomic<std::uint64_t> heap_live{0};    // marked at last cycle + allocated since (span granularity)
     std::atomic<std::uint64_t> heap_marked{0};  // bytes marked by the last cycle
+    std::atomic<std::uint64_t> last_scan{0};    // scan work (bytes) the last cycle did
     std::atomic<std::uint64_t> trigger{0};
     std::atomic<std::uint64_t> goal{0};
     // During mark (reset at each cycle start):
