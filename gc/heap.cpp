@@ -222,13 +222,16 @@ static MSpan* cache_span(int spc) {
         c.lock.unlock();
         bool alive = sweep_span(s, sg);
         c.lock.lock();
-        if (!alive) continue;
-        if (span_has_free(s)) {
-            c.lock.unlock();
-            return s;
+        if (alive) {
+            if (span_has_free(s)) {
+                c.lock.unlock();
+                return s;
+            }
+            push(&c.full[sw], s);
         }
         (void)was_full;
-        push(&c.full[sw], s);
+        // (Also after a span freed to the heap: a run of dead spans — a
+        // program dropping a big structure — kept a stop waiting ~300 us.)
         if (GA_UNLIKELY(stop_pending())) {
             // A stop is waiting: this thread holds no span now, so it may stop.
             c.lock.unlock();

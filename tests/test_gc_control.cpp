@@ -256,7 +256,10 @@ TEST(GcControl, MemStats) {
     EXPECT_GT(last_pause, 0u) << "PauseNs[(NumGC+255)%256] is the last cycle's pause";
     EXPECT_LE(last_pause, s.PauseTotalNs);
     EXPECT_LT(last_pause, 5'000'000'000ull) << "a 5 s pause?";
-    EXPECT_GE(s.MaxPauseNs, last_pause);
+    // PauseNs sums a cycle's pauses (Go's); MaxPauseNs is the longest single
+    // one, and a cycle has at most 65 (the first stop, 64 termination attempts).
+    EXPECT_GT(s.MaxPauseNs, 0u);
+    EXPECT_GE(s.MaxPauseNs * 65, last_pause);
     EXPECT_LE(s.MaxPauseNs, s.PauseTotalNs);
     // The ring: the sum of the recorded pauses is at most the total.
     std::uint64_t ring_sum = 0;
