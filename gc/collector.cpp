@@ -197,6 +197,9 @@ static double assist_ratio() {
 }
 
 void assist_alloc(GcThread* t, std::uint64_t bytes) {
+    // Not while mark start's handshakes run: nothing may be blackened before
+    // every thread has the barrier on.
+    if (GA_UNLIKELY(gcs.blacken.load(std::memory_order_acquire) == 0)) return;
     t->assist_credit -= static_cast<std::int64_t>(static_cast<double>(bytes) * assist_ratio());
     if (t->assist_credit >= 0) return;
     // Steal background credit first.
@@ -513,6 +516,9 @@ struct CycleTimes {
     std::uint64_t stop1_ns, stop2_ns, flush2_ns, body2_ns, start2_ns;  // gctrace=2 detail
     std::uint32_t sig1, sig2;  // threads signalled by the stops
     std::uint64_t body1_ns;
+    bool hs1;                      // mark started by handshakes (no stop)
+    std::uint64_t hs1_hold_ns;     // ...the longest a thread was held by its own
+    std::uint64_t preflush_ns, preflush_hold_ns;  // termination's barrier-buffer handshakes
     int attempts;
     std::uint64_t start, stw1, stw1_end, mark_end, stw2_end;
     std::uint64_t stw1_ns, stw2_ns;
@@ -524,6 +530,7 @@ struct CycleTimes {
 static void release_cache_cb(GcThread* t, void*) { release_thread_cache(t); }
 static void snapshot_cb(GcThread* t, void*) { snapshot_for_mark(t); }
 static void flush_wbuf_cb(GcThread* t, void*) { flush_wbuf(t); }
+static void end_black_cb(GcThread* t, void*) { t->blacken = 0; }
 
 static std::uint64_t cycle_max_pause = 0;  // collector thread: longest pause of the running cycle
 
@@ -600,6 +607,20 @@ static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
     Msg m;
     m.s(line);
     m.write_stderr();
+    if (options().gctrace >= 2 && c.hs1) {
+        // Mark start by handshakes: how long until every thread was reached
+        // (nobody waits for that), and the longest one thread was held.
+        std::snprintf(line, sizeof line,
+                      "gc %u handshakes: mark start %llu us to reach every thread (%u signalled), longest thread "
+                      "hold %llu us; barrier-buffer flushes %llu us, longest hold %llu us\n",
+                      num, static_cast<unsigned long long>((c.stw1_end - c.stw1) / 1000), c.sig1,
+                      static_cast<unsigned long long>(c.hs1_hold_ns / 1000),
+                      static_cast<unsigned long long>(c.preflush_ns / 1000),
+                      static_cast<unsigned long long>(c.preflush_hold_ns / 1000));
+        Msg m3;
+        m3.s(line);
+        m3.write_stderr();
+    }
     if (options().gctrace >= 2) {
         std::snprintf(line, sizeof line,
                       "gc %u stw detail: longest pause %llu us; pause1 %llu us: stop1 %llu us (%u signalled), body1 %llu us; "
@@ -625,17 +646,46 @@ static void stack_bytes_cb(GcThread* t, void*) {
     if (sp >= t->stack_lo && sp <= t->stack_hi) stack_bytes_cb_total += t->stack_hi - sp;
 }
 
+// Handshake of mark start (run by each thread on itself): from now on it
+// allocates black, and its stack is scanned.
+static std::atomic<std::uint64_t> hs_stack_bytes{0};
+static void mark_start_thread(GcThread* t) {
+    snapshot_for_mark(t);
+    hs_stack_bytes.fetch_add(scan_one_stack(t), std::memory_order_relaxed);
+}
+
+static bool have_root_ranges() {
+    LockGuard g(roots_lock);
+    return nranges != 0;
+}
+
 static void run_cycle(bool forced) {
     CycleTimes c{};
     c.forced = forced;
     c.start = nanotime();
+    // GODEBUG=gcstoptheworld=1 (Go's): the whole mark with the world stopped
+    // (one pause, from here to the end of mark termination).
+    const bool stw_mark = options().gcstoptheworld != 0;
+    // Mark starts by handshakes, without stopping the world, unless root
+    // ranges are registered: they take stores without a barrier from every
+    // thread (a stack that all threads share), so they must be scanned in
+    // the same instant as every stack — a stop of the world (gc/README.md).
+    c.hs1 = !stw_mark && !have_root_ranges();
 
     // 1. Sweep termination.
     finish_sweep();
     c.stw1 = nanotime();
-    stop_the_world();
+    if (c.hs1) {
+        handshake_begin();
+        // Every sweep in flight (a lazy sweep inside a thread's nosuspend
+        // region) has finished: from here no span is being swept, and none
+        // is left to sweep, so mark bits may be set.
+        handshake(nullptr);
+    } else {
+        stop_the_world();
+        c.sig1 = last_stop_signalled();
+    }
     c.stop1_ns = nanotime() - c.stw1;
-    c.sig1 = last_stop_signalled();
     GA_ASSERT(sweep_done());
     cycles_started.fetch_add(1, std::memory_order_acq_rel);
     c.heap0 = gcs.heap_live.load(std::memory_order_relaxed);
@@ -644,28 +694,48 @@ static void run_cycle(bool forced) {
     gcs.scan_work.store(0, std::memory_order_relaxed);
     gcs.bg_credit.store(0, std::memory_order_relaxed);
     gcs.phase.store(kPhaseMark, std::memory_order_relaxed);
-    gcs.blacken.store(1, std::memory_order_relaxed);
-    __atomic_store_n(&detail::write_barrier_enabled, 1, __ATOMIC_RELAXED);
-    stack_bytes_cb_total = 0;
-    for_each_thread(stack_bytes_cb, nullptr);
-    for_each_thread(snapshot_cb, nullptr);
-    scan_stacks();
-    std::uint64_t globals = scan_root_ranges();
-    c.body1_ns = nanotime() - c.stw1 - c.stop1_ns;
-    // GODEBUG=gcstoptheworld=1 (Go's): the whole mark with the world stopped
-    // (one pause, from here to the end of mark termination).
-    const bool stw_mark = options().gcstoptheworld != 0;
-    c.stw1_end = 0;
-    if (!stw_mark) {
-        // The pause ends when the world may run again (start_the_world's
-        // time), not when this thread is done waking sleepers: a woken
-        // thread may take this thread's CPU for a while.
-        c.stw1_end = start_the_world();
+    __atomic_store_n(&detail::write_barrier_enabled, 1, __ATOMIC_SEQ_CST);
+    std::uint64_t globals;
+    if (c.hs1) {
+        // Go's hybrid barrier lets stacks be scanned one at a time, provided
+        // the barrier (both halves) is on in every thread before the first
+        // stack is scanned, and a thread allocates black only once its own
+        // stack has been scanned (its stores initialising a new object have
+        // no barrier): two handshakes.
+        handshake(nullptr);
+        hs_stack_bytes.store(0, std::memory_order_relaxed);
+        c.hs1_hold_ns = handshake(mark_start_thread);
+        c.sig1 = last_handshake_signalled();
+        stack_bytes_cb_total = hs_stack_bytes.load(std::memory_order_relaxed);
+        gcs.blacken.store(1, std::memory_order_release);
+        globals = scan_root_ranges();  // (none, unless added meanwhile)
+        handshake_end();
+        c.stw1_end = nanotime();
+        c.body1_ns = c.stw1_end - c.stw1 - c.stop1_ns;
         futex_wake(&cycles_started);  // allocators waiting for the cycle to start
+        // No thread was stopped for longer than its own handshake.
+        c.stw1_ns = c.hs1_hold_ns;
+        record_pause(c.stw1_ns, walltime_ns());
+    } else {
+        gcs.blacken.store(1, std::memory_order_relaxed);
+        stack_bytes_cb_total = 0;
+        for_each_thread(stack_bytes_cb, nullptr);
+        for_each_thread(snapshot_cb, nullptr);
+        scan_stacks();
+        globals = scan_root_ranges();
+        c.body1_ns = nanotime() - c.stw1 - c.stop1_ns;
+        c.stw1_end = 0;
+        if (!stw_mark) {
+            // The pause ends when the world may run again (start_the_world's
+            // time), not when this thread is done waking sleepers: a woken
+            // thread may take this thread's CPU for a while.
+            c.stw1_end = start_the_world();
+            futex_wake(&cycles_started);  // allocators waiting for the cycle to start
+        }
+        if (c.stw1_end == 0) c.stw1_end = nanotime();
+        c.stw1_ns = c.stw1_end - c.stw1;
+        if (!stw_mark) record_pause(c.stw1_ns, walltime_ns());
     }
-    if (c.stw1_end == 0) c.stw1_end = nanotime();
-    c.stw1_ns = c.stw1_end - c.stw1;
-    if (!stw_mark) record_pause(c.stw1_ns, walltime_ns());
 
     // 2. Concurrent mark.
     std::uint64_t assist0 = gcs.assist_ns.load(std::memory_order_relaxed);
@@ -684,6 +754,20 @@ static void run_cycle(bool forced) {
             // termination attempt fail). Let them finish.
             sched_yield();
             continue;
+        }
+        if (done == 0 && !work_available() && !stw_mark) {
+            // Go's gcMarkDone: first every thread shades its own barrier
+            // buffer (a handshake), so that the stop below finds them nearly
+            // empty; if that made grey objects, mark them and come back.
+            std::uint64_t f0 = nanotime();
+            handshake_begin();
+            std::uint64_t hold = handshake(flush_wbuf);
+            handshake_end();
+            c.preflush_ns += nanotime() - f0;
+            // (Not a pause: a thread shading its own full buffer is the
+            // barrier's ordinary work; gctrace=2 shows the longest.)
+            if (hold > c.preflush_hold_ns) c.preflush_hold_ns = hold;
+            if (work_available()) continue;
         }
         if (done == 0 && !work_available()) {
             // 3. Mark termination, if the barrier buffers hold nothing new.
@@ -711,6 +795,7 @@ static void run_cycle(bool forced) {
             c.mark_end = t2;
             gcs.phase.store(kPhaseOff, std::memory_order_relaxed);
             gcs.blacken.store(0, std::memory_order_relaxed);
+            for_each_thread(end_black_cb, nullptr);
             __atomic_store_n(&detail::write_barrier_enabled, 0, __ATOMIC_RELAXED);
             for_each_thread(release_cache_cb, nullptr);
             if (checkmark_enabled()) checkmark_run();

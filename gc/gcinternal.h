@@ -73,9 +73,12 @@ extern __thread std::uint32_t tls_world_stopper __attribute__((tls_model("initia
 // gets out of the region at the next consistent point. Never true on the
 // thread that stopped the world: its drains with the world stopped (mark
 // termination's last resort, checkmark) must run to the end.
+// (gc_stop_requested is also up during a handshake, world.cpp; a thread that
+// has done its part need not get out.)
+bool stop_pending_slow();
 inline bool stop_pending() {
-    return (tls_suspend_pending | __atomic_load_n(&gc_stop_requested, __ATOMIC_RELAXED)) != 0 &&
-           tls_world_stopper == 0;
+    if (GA_LIKELY((tls_suspend_pending | __atomic_load_n(&gc_stop_requested, __ATOMIC_RELAXED)) == 0)) return false;
+    return tls_world_stopper == 0 && stop_pending_slow();
 }
 
 // The collector reads and writes program memory that the program may be
@@ -141,7 +144,12 @@ struct GcThread {
     std::atomic<std::uintptr_t> saved_sp{0};  // while stopped: scan [saved_sp, stack_hi)
     std::uintptr_t regs[24] = {};              // while stopped by the signal: general registers
     std::atomic<std::uint32_t> ack_epoch{0};  // the stop epoch this thread acknowledged
-    std::atomic<std::uint32_t> state{0};      // world.cpp: running, blocked, claimed by a stop
+    std::atomic<std::uint32_t> state{0};      // world.cpp: running, blocked, claimed by a stop or handshake
+    std::atomic<std::uint32_t> hs_ack{0};     // the handshake this thread has done (world.cpp)
+    // Black allocation on for this thread: its stack has been scanned this
+    // cycle (snapshot_for_mark); written by the thread's own handshake, the
+    // collector (thread claimed, or world stopped) or at registration.
+    std::uint8_t blacken = 0;
     std::uint32_t stop_epoch = 0;             // threads lock: the stop that signalled this thread
     bool wake_on_start = false;               // threads lock: claimed by this stop, to be woken
     // Checkmark mode: this thread's stack and registers as scanned at the
@@ -159,7 +167,10 @@ extern __thread GcThread* tls_gc_thread __attribute__((tls_model("initial-exec")
 struct GcState {
     std::atomic<std::uint32_t> phase{kPhaseOff};
     std::atomic<std::uint32_t> sweepgen{4};
-    std::atomic<std::uint32_t> blacken{0};  // black allocation on (== phase mark)
+    // Marking may blacken objects: every stack has been scanned (or is being,
+    // by handshake: then threads turn on black allocation one by one,
+    // GcThread::blacken). New threads start with this value.
+    std::atomic<std::uint32_t> blacken{0};
     std::atomic<std::uint32_t> cycles{0};   // completed cycles (NumGC)
     // Pacer inputs/outputs (bytes).
     std::atomic<std::uint64_t> heap_live{0};    // marked at last cycle + allocated since (span granularity)
@@ -219,6 +230,16 @@ void stop_the_world();
 std::uint64_t start_the_world();  // returns nanotime() when the world was let go
 // The last stop (collector thread; gctrace=2): threads that had to be signalled.
 std::uint32_t last_stop_signalled();
+// Handshakes (world.cpp): handshake_begin takes the registry lock (no thread
+// registers or leaves until handshake_end); handshake(fn) has every
+// registered thread run fn on itself at its next poll — or the collector run
+// it for a thread in a blocking call — and returns when all have, with the
+// longest time one fn took (what a thread was held). fn null: only a proof
+// that every thread has left any nosuspend region it was in.
+void handshake_begin();
+std::uint64_t handshake(void (*fn)(GcThread*));
+void handshake_end();
+std::uint32_t last_handshake_signalled();  // threads the last handshake signalled
 // With the world stopped: call f on each registered thread (including the caller's, if registered).
 void for_each_thread(void (*f)(GcThread*, void*), void* arg);
 int registered_threads();
@@ -235,6 +256,10 @@ void grey_batched(std::uintptr_t p);  // greyobject, queued on this thread's bat
 void grey_flush();                    // ...until this hands the batch to the markers
 void scan_conservative(std::uintptr_t lo, std::uintptr_t hi);  // shade every word
 void scan_stacks();            // world stopped
+// One thread's stack and registers (saved_sp set: the thread itself in a
+// handshake, or claimed by the collector); returns the stack bytes scanned.
+std::uint64_t scan_one_stack(GcThread* t);
+void free_stack_copy(GcThread* t);  // checkmark's copy of the stack
 void scan_object_contents(std::uintptr_t obj);  // shade obj's pointers without marking obj
 // Drain up to `budget` bytes of scan work (<0: until empty). Returns work done.
 std::int64_t drain(std::int64_t budget);

@@ -324,6 +324,7 @@ static void blacken_new(MSpan* s) {
 void snapshot_for_mark(GcThread* t) {
     for (int i = 0; i < kNumSpanClasses; i++)
         if (MSpan* s = t->alloc[i].span) snapshot_free(s);
+    t->blacken = 1;
 }
 
 static void uncache_entry(GcThread* t, AllocEntry* e) {
@@ -382,7 +383,7 @@ static std::uint64_t refill(GcThread* t, int spc) {
     }
     MSpan* s = cache_span(spc);
     if (s == nullptr) return 0;
-    if (gcs.blacken.load(std::memory_order_relaxed)) snapshot_free(s);
+    if (t->blacken) snapshot_free(s);
     std::uint32_t freeslots = 0;
     e->span = s;
     e->elemsize = static_cast<std::uint32_t>(s->elemsize);
@@ -433,7 +434,7 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
         write_heap_bits(s, 0, s->elemsize / 8, ti, count);
     }
     s->sweepgen.store(sg, std::memory_order_release);  // publishes the span to find_object
-    if (gcs.blacken.load(std::memory_order_relaxed)) {
+    if (t->blacken) {
         s->gcmarkBits[0].fetch_or(1, std::memory_order_relaxed);
         gcs.bytes_marked.fetch_add(static_cast<std::int64_t>(s->elemsize), std::memory_order_relaxed);
     }

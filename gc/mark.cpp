@@ -283,12 +283,18 @@ void scan_object_contents(std::uintptr_t obj) {
 
 
 // Checkmark mode: keep a copy of what the first stop scanned (see checkmark_run).
-static void snapshot_stack(GcThread* t, std::uintptr_t sp) {
-    ga_free(t->ck_copy);
+// (From the OS, not ga_malloc: a thread may take this copy of its own stack in
+// the suspend signal's handler, which may have interrupted ga_malloc.)
+void free_stack_copy(GcThread* t) {
+    if (t->ck_copy != nullptr) sys::free_metadata(t->ck_copy, (t->ck_words * 8 + 4095) & ~std::size_t{4095});
     t->ck_copy = nullptr;
     t->ck_words = 0;
+}
+
+static void snapshot_stack(GcThread* t, std::uintptr_t sp) {
+    free_stack_copy(t);
     std::size_t n = (t->stack_hi - (sp & ~std::uintptr_t{7})) / 8;
-    auto* c = static_cast<std::uintptr_t*>(ga_malloc((n + 24) * 8));
+    auto* c = static_cast<std::uintptr_t*>(sys::alloc(((n + 24) * 8 + 4095) & ~std::size_t{4095}));
     if (c == nullptr) return;
     copy_program_words(c, reinterpret_cast<const std::uintptr_t*>(sp & ~std::uintptr_t{7}), n);
     std::memcpy(c + n, t->regs, 24 * 8);
@@ -327,6 +333,15 @@ static void scan_thread_stack(GcThread* t, void* arg) {
     if (t->tiny != 0) shade(w, t->tiny);
     // (Checkmark: the copy's last register slot, unused by the kernel, keeps the tiny block.)
     if (t->ck_copy != nullptr && t->ck_words >= 24 && t->tiny != 0) t->ck_copy[t->ck_words - 1] = t->tiny;
+}
+
+std::uint64_t scan_one_stack(GcThread* t) {
+    Gcw w;
+    w.check = checking;
+    scan_thread_stack(t, &w);
+    w.flush();
+    std::uintptr_t sp = t->saved_sp.load(std::memory_order_relaxed);
+    return sp >= t->stack_lo && sp <= t->stack_hi ? t->stack_hi - sp : 0;
 }
 
 void scan_stacks() {

@@ -134,14 +134,78 @@ static GA_NOINLINE void park(GcThread* t, ucontext_t* uc) {
     (void)marker;
 }
 
+// ---- handshakes (per-thread safepoints, no stopped world) ----
+//
+// A handshake asks every registered thread to run hs_fn on itself at its next
+// poll (leaving its outermost nosuspend region) or in the suspend signal's
+// handler, and to acknowledge; the thread then goes on at once. A thread in
+// a blocking call is claimed and the collector runs hs_fn for it (its stack
+// was saved by blocking_call). The collector waits until every thread has
+// acknowledged, but no thread waits for another: each is held only for its
+// own hs_fn (JVM thread-local handshakes; Go's forEachP). With hs_fn null the
+// handshake only proves that every thread has been outside a nosuspend region
+// since it began: a store that read the barrier flag before the flag changed
+// has completed.
+//
+// hs_seq is odd while a handshake is in progress; GcThread::hs_ack is the
+// handshake the thread has done. The collector holds threads_lock from
+// handshake start to end (no thread registers or leaves meanwhile), and a
+// thread in a blocking call never runs hs_fn itself (it may poll while
+// waiting for a lock inside the call): the collector does it, under a claim.
+static std::atomic<std::uint32_t> hs_seq{0};
+static void (*hs_fn)(GcThread*) = nullptr;            // threads lock; read by threads while hs_seq is odd
+static std::atomic<std::uint64_t> hs_max_ns{0};       // longest hs_fn of the handshake (thread pause)
+static std::atomic<std::uint32_t> hs_waiting{0};      // the collector sleeps on hs_acks
+static std::atomic<std::uint32_t> hs_acks{0};
+
+static void note_hs_time(std::uint64_t ns) {
+    std::uint64_t m = hs_max_ns.load(std::memory_order_relaxed);
+    while (ns > m && !hs_max_ns.compare_exchange_weak(m, ns, std::memory_order_relaxed)) {
+    }
+}
+
+// Run the pending handshake on this thread (uc: the signal's context, or
+// null at a poll). Registers are spilled into this frame, and the stack is
+// described as park() describes it, so hs_fn may scan it.
+static GA_NOINLINE void handshake_self(GcThread* t, ucontext_t* uc) {
+    std::uint32_t e = hs_seq.load(std::memory_order_acquire);
+    if ((e & 1) == 0 || t->hs_ack.load(std::memory_order_relaxed) == e) return;
+    if (t->state.load(std::memory_order_acquire) != kRunning) return;  // in a blocking call: the collector does it
+    std::uint64_t t0 = nanotime();
+    __builtin_unwind_init();
+    volatile std::uintptr_t marker = 0;
+    nosuspend_enter();  // hs_fn takes locks; their polls must not re-enter here
+    if (void (*fn)(GcThread*) = hs_fn) {
+        std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(&marker);
+        if (uc != nullptr) {
+            for (int i = 0; i < NGREG && i < 24; i++) t->regs[i] = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[i]);
+            sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]) - 128;
+        } else {
+            for (auto& r : t->regs) r = 0;
+        }
+        t->saved_sp.store(sp, std::memory_order_relaxed);
+        fn(t);
+        t->saved_sp.store(0, std::memory_order_relaxed);
+        for (auto& r : t->regs) r = 0;
+    }
+    t->hs_ack.store(e, std::memory_order_release);
+    hs_acks.fetch_add(1, std::memory_order_acq_rel);
+    if (hs_waiting.load(std::memory_order_acquire)) futex(&hs_acks, FUTEX_WAKE_PRIVATE, 1);
+    note_hs_time(nanotime() - t0);
+    nosuspend_exit();
+    (void)marker;
+}
+
 static void suspend_handler(int, siginfo_t*, void* ctx) {
     int saved_errno = errno;
     GcThread* t = tls_gc_thread;
     if (t != nullptr) {
-        if (tls_nosuspend != 0)
+        if (tls_nosuspend != 0) {
             tls_suspend_pending = 1;
-        else
+        } else {
+            handshake_self(t, static_cast<ucontext_t*>(ctx));
             park(t, static_cast<ucontext_t*>(ctx));
+        }
     }
     errno = saved_errno;
 }
@@ -149,7 +213,10 @@ static void suspend_handler(int, siginfo_t*, void* ctx) {
 static void suspend_self() {
     tls_suspend_pending = 0;
     GcThread* t = tls_gc_thread;
-    if (t != nullptr) park(t, nullptr);
+    if (t != nullptr) {
+        handshake_self(t, nullptr);
+        park(t, nullptr);
+    }
 }
 
 static void thread_exit(void* p) {
@@ -207,6 +274,7 @@ void register_thread() {
         if (threads_head) threads_head->prev = t;
         threads_head = t;
         nthreads++;
+        t->blacken = gcs.blacken.load(std::memory_order_relaxed) ? 1 : 0;  // marking: its empty stack is scanned
         tls_gc_thread = t;  // under the lock: the collector signals only registered threads
     }
     pthread_setspecific(thread_key, t);
@@ -245,7 +313,7 @@ void unregister_thread() {
     threads_lock.unlock();
     tls_suspend_pending = 0;
     pthread_setspecific(thread_key, nullptr);
-    ga_free(t->ck_copy);
+    free_stack_copy(t);
     t->~GcThread();
     ga_free(t);
 }
@@ -363,6 +431,91 @@ std::uint64_t start_the_world() {
     threads_lock.unlock();
     return now;
 }
+
+bool stop_pending_slow() {
+    if (tls_suspend_pending != 0 || (stw_epoch.load(std::memory_order_acquire) & 1) != 0) return true;
+    std::uint32_t e = hs_seq.load(std::memory_order_acquire);
+    GcThread* t = tls_gc_thread;
+    return (e & 1) != 0 && t != nullptr && t->hs_ack.load(std::memory_order_relaxed) != e &&
+           t->state.load(std::memory_order_relaxed) == kRunning;
+}
+
+static std::uint32_t hs_signalled = 0;  // threads lock: the last handshake's signals
+
+void handshake_begin() {
+    lock_registry();
+}
+
+void handshake_end() {
+    threads_lock.unlock();
+}
+
+std::uint64_t handshake(void (*fn)(GcThread*)) {
+    hs_fn = fn;
+    hs_max_ns.store(0, std::memory_order_relaxed);
+    std::uint32_t e = hs_seq.load(std::memory_order_relaxed) + 1;  // odd
+    hs_seq.store(e, std::memory_order_seq_cst);
+    __atomic_store_n(&gc_stop_requested, 1, __ATOMIC_SEQ_CST);
+    GcThread* self = tls_gc_thread;
+    if (self != nullptr && self->hs_ack.load(std::memory_order_relaxed) != e) {
+        // The caller's own part (a registered thread handshaking): here.
+        handshake_self(self, nullptr);
+    }
+    hs_signalled = 0;
+    bool signalled = false;
+    std::uint64_t t0 = nanotime();
+    for (;;) {
+        bool all = true;
+        for (GcThread* t = threads_head; t != nullptr; t = t->next) {
+            if (t->hs_ack.load(std::memory_order_acquire) == e) continue;
+            std::uint32_t st = kBlocked;
+            if (t->state.compare_exchange_strong(st, kClaimed, std::memory_order_acq_rel)) {
+                // In a blocking call: its registers and stack pointer are saved.
+                std::uint64_t w0 = nanotime();
+                if (fn != nullptr) fn(t);
+                t->hs_ack.store(e, std::memory_order_release);
+                note_hs_time(nanotime() - w0);
+                t->state.store(kBlocked, std::memory_order_seq_cst);
+                futex(&t->state, FUTEX_WAKE_PRIVATE, 1);
+                continue;
+            }
+            all = false;
+        }
+        if (all) break;
+        std::uint64_t el = nanotime() - t0;
+        if (!signalled && el >= kPollNs) {
+            // Threads that have not polled (running code that neither
+            // allocates nor stores a pointer, or descheduled): the signal.
+            signalled = true;
+            for (GcThread* t = threads_head; t != nullptr; t = t->next) {
+                if (t == self || t->hs_ack.load(std::memory_order_acquire) == e) continue;
+                if (t->state.load(std::memory_order_acquire) != kRunning) continue;
+                hs_signalled++;
+                if (pthread_kill(t->tid, kSuspendSignal) != 0)
+                    throw_fatal("gc: cannot signal a registered thread (did it exit without unregistering?)");
+            }
+        }
+        if (el < kSpinNs) {
+            for (int i = 0; i < 32; i++) __builtin_ia32_pause();
+        } else if (el < kYieldNs) {
+            sched_yield();
+        } else {
+            // Sleep until an acknowledgement (or 1 ms: a thread may have
+            // entered a blocking call, to be claimed).
+            std::uint32_t n = hs_acks.load(std::memory_order_seq_cst);
+            hs_waiting.store(1, std::memory_order_seq_cst);
+            timespec ts{0, 1000000};
+            syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&hs_acks), FUTEX_WAIT_PRIVATE, n, &ts, nullptr, 0);
+            hs_waiting.store(0, std::memory_order_relaxed);
+        }
+    }
+    __atomic_store_n(&gc_stop_requested, 0, __ATOMIC_SEQ_CST);
+    hs_seq.store(e + 1, std::memory_order_release);
+    hs_fn = nullptr;
+    return hs_max_ns.load(std::memory_order_relaxed);
+}
+
+std::uint32_t last_handshake_signalled() { return hs_signalled; }
 
 void for_each_thread(void (*f)(GcThread*, void*), void* arg) {
     for (GcThread* t = threads_head; t != nullptr; t = t->next) f(t, arg);
