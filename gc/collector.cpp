@@ -3,24 +3,28 @@
 // mfinal.go, mstats.go).
 //
 // One collector thread runs every cycle:
-//   1. sweep termination: finish sweeping the previous cycle's spans, stop
-//      the world, turn on the write barrier and black allocation, scan the
-//      stacks (and saved registers) of all registered threads and the root
-//      ranges, start the world;
+//   1. sweep termination: finish sweeping the previous cycle's spans; then,
+//      by handshakes (world.cpp) — no stop of the world — wait out lazy
+//      sweeps in flight, turn on the write barrier in every thread, and have
+//      each thread turn on its black allocation and scan its own stack and
+//      registers (with root ranges registered: one stop of the world for
+//      all of it, gc/README.md);
 //   2. concurrent mark: scan Root<T>s, the contents of finalizable objects and
 //      the finalizer queue, then drain grey objects — the collector thread as
 //      the background worker (25% of the CPUs, and idle CPUs unless
 //      GOALLOC_GC_IDLE_MARK=0), and allocating threads through assists;
-//   3. mark termination: when no grey objects are left, stop the world, shade
-//      the threads' write-barrier buffers; if that found nothing new, turn the
+//   3. mark termination: when no grey objects are left, every thread shades
+//      its write-barrier buffer (a handshake), then stop the world, shade
+//      what the buffers took since; if that found nothing new, turn the
 //      barrier off, return all thread caches to the mcentrals, (checkmark),
 //      flip sweepgen, compute the next goal and trigger, start the world;
 //      otherwise start the world and keep marking;
 //   4. sweep: lazily by allocating threads (mcentral refills) and in the
 //      background by the collector thread.
 // Stacks are scanned only at (1): with the hybrid barrier (shade old and new)
-// and black allocation, every object reachable at (1) or allocated after it
-// is marked by (3) — Go's snapshot argument; gc/README.md has it in full.
+// on everywhere before the first stack is scanned, and black allocation per
+// thread once its stack is scanned, every object reachable at (1) or
+// allocated after it is marked by (3) — Go's argument; gc/README.md has it.
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>

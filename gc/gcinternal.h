@@ -15,8 +15,9 @@
 //                  MemStats, finalizers, roots, the public API.
 //
 // Phases (gcphase): kPhaseOff (allocating, sweeping), kPhaseMark (concurrent
-// mark; barrier on, black allocation). Mark termination happens with the world
-// stopped, so it needs no phase value of its own.
+// mark; barrier on; black allocation in each thread once its stack is
+// scanned, and marking once every stack is: gcs.blacken). Mark termination
+// happens with the world stopped, so it needs no phase value of its own.
 //
 // sweepgen (Go's): the heap's sweepgen `sg` grows by 2 at each mark
 // termination. A span not held by a thread's cache is on one list of its

@@ -12,9 +12,13 @@
 // on leaving the region (suspend_self), so a stopped thread never holds an
 // allocator lock or a half-done allocation or barrier.
 //
+// Handshakes (below) reach every thread the same ways — poll, signal, or a
+// claim on a blocked thread — but each thread runs the collector's function
+// on itself and goes on; nobody waits for the others.
+//
 // Locks: threads_lock (rank kRankGcThreads) guards the registry; the
-// collector holds it from stop_the_world to start_the_world, so a thread
-// cannot register or leave while the world is stopped. It is the collector's
+// collector holds it from stop_the_world to start_the_world (and across a
+// handshake), so a thread cannot register or leave meanwhile. It is the collector's
 // thread that stops the world; it is not itself a registered mutator.
 #include <linux/futex.h>
 #include <sched.h>

@@ -554,7 +554,11 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
         md.append("")
     md += ["## What the pause figures mean", ""]
     md.append("- **goalloc**: `gc::read_mem_stats` — `NumGC`, `PauseTotalNs`, `MaxPauseNs` (the "
-              "longest single stop-the-world), `GCCPUFraction`.")
+              "longest time the collector held a mutator: a stop of the world at mark "
+              "termination, from the stop request to the restart, or at mark start, which is "
+              "done by handshakes without stopping the world, the longest one thread took to "
+              "scan its own stack; the time until every thread has answered a handshake "
+              "holds nobody and is not a pause — `GODEBUG=gctrace=2` prints it), `GCCPUFraction`.")
     md.append("- **Go**: `runtime.ReadMemStats` — `NumGC`, `PauseTotalNs`, `GCCPUFraction`; the "
               "longest single stop-the-world from runtime/metrics' `/gc/pauses:seconds` "
               "histogram (the upper bound of its highest non-empty bucket, ~6% wide), capped "

@@ -3,6 +3,8 @@
 //
 //   gc_test_child cycles N   N rounds of (16 MB of garbage, then collect()), with
 //                            2 MB live; prints "numgc <NumGC> forced <NumForcedGC>"
+//   gc_test_child cycles_ranges N   the same with a root range registered
+//                            (add_roots), which makes mark start stop the world
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -126,6 +128,11 @@ int Hide() {
 int main(int argc, char** argv) {
     std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "cycles" && argc > 2) return Cycles(std::atoi(argv[2]));
+    if (mode == "cycles_ranges" && argc > 2) {
+        static void* range[4] = {};
+        gc::add_roots(range, sizeof range);
+        return Cycles(std::atoi(argv[2]));
+    }
     if (mode == "hide") return Hide();
     std::fprintf(stderr, "usage: gc_test_child cycles N | hide\n");
     return 2;

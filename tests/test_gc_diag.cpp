@@ -90,6 +90,37 @@ TEST(GcDiag, GodebugGctrace) { ExpectGoTrace({"GODEBUG=gctrace=1"}); }
 TEST(GcDiag, GoallocDebugGctrace) { ExpectGoTrace({"GOALLOC_DEBUG=gctrace=1"}); }
 TEST(GcDiag, GctraceAmongOtherSettings) { ExpectGoTrace({"GODEBUG=madvdontneed=1,gctrace=1"}); }
 
+// Counts gctrace=2's per-cycle lines: "gc N handshakes: mark start ..." and
+// "gc N stw detail: ...".
+std::pair<int, int> HandshakeAndStwLines(const std::string& err) {
+    std::istringstream in(err);
+    std::string line;
+    int hs = 0, stw = 0;
+    static const std::regex hs_line(R"(gc \d+ handshakes: mark start \d+ us to reach every thread \(\d+ signalled\), )"
+                                    R"(longest thread hold \d+ us; barrier-buffer flushes \d+ us, longest hold \d+ us)");
+    while (std::getline(in, line)) {
+        if (std::regex_match(line, hs_line)) hs++;
+        if (line.find(" stw detail: ") != std::string::npos) stw++;
+    }
+    return {hs, stw};
+}
+
+// Mark starts by handshakes (no stop of the world) unless root ranges are
+// registered: they are scanned with every stack in one stop (gc/README.md).
+TEST(GcDiag, MarkStartsByHandshakeUnlessRootRanges) {
+    ChildResult r = RunChild({GC_TEST_CHILD, "cycles", "3"}, {"GODEBUG=gctrace=2"}, kUnset);
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
+    auto [hs, stw] = HandshakeAndStwLines(r.err);
+    EXPECT_GE(stw, 4) << r.err;
+    EXPECT_EQ(hs, stw) << "every cycle should start by handshakes:\n" << r.err;
+
+    ChildResult q = RunChild({GC_TEST_CHILD, "cycles_ranges", "3"}, {"GODEBUG=gctrace=2"}, kUnset);
+    ASSERT_TRUE(q.exited && q.status == 0) << Describe(q);
+    auto [hs2, stw2] = HandshakeAndStwLines(q.err);
+    EXPECT_GE(stw2, 4) << q.err;
+    EXPECT_EQ(hs2, 0) << "with a root range, mark start must stop the world:\n" << q.err;
+}
+
 TEST(GcDiag, NoTraceByDefault) {
     for (const auto& env : std::vector<std::vector<std::string>>{{}, {"GODEBUG=gctrace=0"}}) {
         ChildResult r = RunChild({GC_TEST_CHILD, "cycles", "2"}, env, kUnset);

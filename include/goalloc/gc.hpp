@@ -59,14 +59,17 @@ struct MemStats {
     std::uint64_t HeapObjects;    // allocated objects
     std::uint64_t NextGC;         // heap goal of the next cycle
     std::uint64_t LastGC;         // end of the last cycle, ns since the Unix epoch
-    std::uint64_t PauseTotalNs;   // cumulative stop-the-world time
+    std::uint64_t PauseTotalNs;   // cumulative pause time (stops of the world; mark start's handshake, see MaxPauseNs)
     std::uint64_t PauseNs[256];   // recent pauses, ring: PauseNs[(NumGC+255)%256] is the last
     std::uint64_t PauseEnd[256];  // their end times, ns since the Unix epoch
     std::uint32_t NumGC;          // completed cycles
     std::uint32_t NumForcedGC;    // cycles forced by collect()
     double GCCPUFraction;         // collector CPU time / available CPU time since start
     // goalloc extras
-    std::uint64_t MaxPauseNs;     // longest single stop-the-world since start
+    // Longest pause since start: a stop of the world (mark termination), or
+    // mark start's handshake — no stop; the longest one thread was held
+    // scanning its own stack.
+    std::uint64_t MaxPauseNs;
     std::uint64_t MarkAssistNs;   // cumulative time allocating threads spent assisting
 };
 
