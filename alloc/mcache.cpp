@@ -82,33 +82,54 @@ static void fork_parent() {
     cache_list_lock.unlock_for_fork();
 }
 
+// In the child, the only thread: give back every small span that a thread of
+// the parent owned. The orphans' own span lists are not walked: their thread
+// may have been in the middle of changing them at the fork (no lock guards
+// them), or of popping its notify stack — a span popped but not yet cleared
+// keeps `notified` set, which made uncache_span refuse it for ever and the
+// child spin in flush(). The arena index is consistent (mheap.lock was held).
+static void reclaim_orphaned_spans(const MCache* self) {
+    for (std::size_t i = 0; i < mheap.pages.narenas(); i++) {
+        const HeapArena* a = mheap.pages.arena(i);
+        for (std::size_t pg = 0; pg < kPagesPerArena;) {
+            MSpan* s = a->spans[pg].load(std::memory_order_relaxed);
+            if (s == nullptr || s->base != a->base + pg * kPageSize) {
+                pg++;
+                continue;
+            }
+            std::size_t np = s->npages;  // (s may be freed below)
+            MCache* o = s->owner.load(std::memory_order_relaxed);
+            if (s->state.load(std::memory_order_relaxed) == SpanState::InUse && s->kind == SpanKind::Malloc &&
+                s->sizeclass != 0 && o != nullptr && o != self) {
+                s->notified.store(0, std::memory_order_relaxed);
+                s->list = kListNone;
+                s->allocCount.store(s->count_alloc(), std::memory_order_relaxed);
+                mheap.central[s->sizeclass].uncache_span(s);  // cannot refuse: notified is 0
+            }
+            pg += np;
+        }
+    }
+}
+
 static void fork_child() {
     mheap.lock.reset_after_fork();
     for (int c = 1; c < kNumSizeClasses; c++) mheap.central[c].lock.reset_after_fork();
     cache_list_lock.reset_after_fork();
     MCache* self = tls_mcache;
+    reclaim_orphaned_spans(self);
     cache_list_lock.lock();
-    MCache* orphans = nullptr;
     for (MCache* c = cache_list; c != nullptr;) {
         MCache* next = c->next;
         if (c != self) {
             if (c->prev) c->prev->next = c->next; else cache_list = c->next;
             if (c->next) c->next->prev = c->prev;
-            c->next = orphans;
-            orphans = c;
+            for (int sc = 1; sc < kNumSizeClasses; sc++) c->merge_stats(sc);
+            c->~MCache();
+            cache_alloc.free(c);
         }
         c = next;
     }
     cache_list_lock.unlock();
-    while (orphans != nullptr) {
-        MCache* next = orphans->next;
-        orphans->flush();  // takes mcentral locks: the list lock is not held
-        cache_list_lock.lock();
-        orphans->~MCache();
-        cache_alloc.free(orphans);
-        cache_list_lock.unlock();
-        orphans = next;
-    }
 }
 
 // Registered when the library is loaded, not inside malloc: pthread_atfork
