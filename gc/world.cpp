@@ -172,13 +172,23 @@ static void note_hs_time(std::uint64_t ns) {
 // null at a poll). Registers are spilled into this frame, and the stack is
 // described as park() describes it, so hs_fn may scan it.
 static GA_NOINLINE void handshake_self(GcThread* t, ucontext_t* uc) {
+    // A nosuspend region from the first check on: the suspend signal arriving
+    // in here must not run the handshake a second time (nested) and let the
+    // collector move on while this one still reads hs_fn; and hs_fn takes
+    // locks, whose polls must not re-enter here. Left without a poll: the
+    // caller parks next if a stop is pending.
+    tls_nosuspend++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     std::uint32_t e = hs_seq.load(std::memory_order_acquire);
-    if ((e & 1) == 0 || t->hs_ack.load(std::memory_order_relaxed) == e) return;
-    if (t->state.load(std::memory_order_acquire) != kRunning) return;  // in a blocking call: the collector does it
+    if ((e & 1) == 0 || t->hs_ack.load(std::memory_order_relaxed) == e ||
+        t->state.load(std::memory_order_acquire) != kRunning) {  // in a blocking call: the collector does it
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        tls_nosuspend--;
+        return;
+    }
     std::uint64_t t0 = nanotime();
     __builtin_unwind_init();
     volatile std::uintptr_t marker = 0;
-    nosuspend_enter();  // hs_fn takes locks; their polls must not re-enter here
     if (void (*fn)(GcThread*) = hs_fn) {
         std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(&marker);
         if (uc != nullptr) {
@@ -196,7 +206,8 @@ static GA_NOINLINE void handshake_self(GcThread* t, ucontext_t* uc) {
     hs_acks.fetch_add(1, std::memory_order_acq_rel);
     if (hs_waiting.load(std::memory_order_acquire)) futex(&hs_acks, FUTEX_WAKE_PRIVATE, 1);
     note_hs_time(nanotime() - t0);
-    nosuspend_exit();
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    tls_nosuspend--;
     (void)marker;
 }
 
@@ -321,6 +332,13 @@ void unregister_thread() {
     t->~GcThread();
     ga_free(t);
 }
+
+namespace detail {
+bool thread_allocates_black() {
+    GcThread* t = tls_gc_thread;
+    return t != nullptr && t->blacken != 0;
+}
+}  // namespace detail
 
 int registered_threads() { return nthreads.load(std::memory_order_relaxed); }
 

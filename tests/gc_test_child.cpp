@@ -114,6 +114,17 @@ int Hide() {
             return 0;
         }
     }
+    // Marking has started; with mark start by handshakes this thread
+    // allocates black once it has scanned its own stack, at one of its next
+    // polls (every allocation polls): wait for that, so that A is black.
+    while (!gc::detail::thread_allocates_black()) {
+        (void)gc::make<Node>();
+        if (std::chrono::steady_clock::now() > until) {
+            std::printf("inconclusive (black allocation never seen)\n");
+            collector.join();
+            return 0;
+        }
+    }
     Move(tail, *a_root);
     ScrubStack();
     collector.join();  // a checkmark failure aborts in here

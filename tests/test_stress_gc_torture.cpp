@@ -313,7 +313,14 @@ TEST(GcTorture, RandomGraph) {
                         gc::ThreadScope s;
                         Mutator(sh, seed, epoch);
                     } else {
-                        Mutator(sh, seed, epoch);  // registers at its first make, leaves at exit
+                        // Registers at its first collected allocation, leaves at
+                        // exit. That allocation must come first: Mutator reads
+                        // shared roots at once, and a thread that holds
+                        // collected pointers must be registered (its stack is
+                        // not scanned before). Walking first was this test's
+                        // own bug: a cycle could free a node it was walking.
+                        (void)gc::alloc(8, false);
+                        Mutator(sh, seed, epoch);
                     }
                 });
                 t.join();

@@ -128,6 +128,9 @@ GA_API void* alloc_one(std::size_t size, TypeInfo* ti);
 GA_API void* alloc_first(std::size_t size, std::size_t count, TypeInfo* ti, Probe* saved);
 GA_API void learn_layout(TypeInfo* ti, Probe* saved);
 GA_API void barrier_slow(void* const* slot, void* newval);
+// Whether this thread allocates black now: marking is on and its stack has
+// been scanned this cycle (its part of mark start's handshake). For tests.
+GA_API bool thread_allocates_black();
 GA_API void root_register(void* node);
 GA_API void root_unregister(void* node);
 GA_API void set_finalizer_raw(void* obj, void (*fn)(void*, void*), void* arg);
