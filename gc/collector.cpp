@@ -963,6 +963,14 @@ static void collector_init() {
     mem_limit.store(o.memlimit, std::memory_order_relaxed);
     compute_goal();
     mark_warm();
+    {
+        // Fault in the cycle statistics (zero pages until first written)
+        // now, not in the first cycle's mark termination, which wrote them
+        // with the world stopped (the first pause measured 50-150 us longer).
+        LockGuard g(stats_lock);
+        auto* b = reinterpret_cast<volatile char*>(&cstats);
+        for (std::size_t i = 0; i < sizeof cstats; i += 64) b[i] = 0;
+    }
     pthread_t th;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
