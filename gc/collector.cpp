@@ -258,7 +258,11 @@ static RootNodeRaw* roots_head = nullptr;  // roots_lock
 struct RootRange {
     std::uintptr_t lo, hi;
 };
-static RootRange* ranges = nullptr;  // roots_lock
+// Root ranges have their own lock: the collector holds it through a mark
+// start by handshakes (run_cycle), so that no range appears or disappears
+// while stacks are scanned one at a time; only add_roots/remove_roots wait.
+static constinit Mutex ranges_lock{kRankGcRoots};
+static RootRange* ranges = nullptr;  // ranges_lock
 static std::size_t nranges = 0, cap_ranges = 0;
 
 namespace detail {
@@ -288,7 +292,7 @@ void root_unregister(void* node) {
 }  // namespace detail
 
 void add_roots(const void* start, std::size_t bytes) {
-    LockGuard g(roots_lock);
+    LockGuard g(ranges_lock);
     if (nranges == cap_ranges) {
         std::size_t nc = cap_ranges ? cap_ranges * 2 : 16;
         auto* r = static_cast<RootRange*>(ga_realloc(ranges, nc * sizeof(RootRange)));
@@ -301,7 +305,7 @@ void add_roots(const void* start, std::size_t bytes) {
 }
 
 void remove_roots(const void* start) {
-    LockGuard g(roots_lock);
+    LockGuard g(ranges_lock);
     auto lo = reinterpret_cast<std::uintptr_t>(start);
     for (std::size_t i = 0; i < nranges; i++)
         if (ranges[i].lo == lo) {
@@ -312,7 +316,7 @@ void remove_roots(const void* start) {
 
 // World stopped: the root ranges (conservative).
 static std::uint64_t scan_root_ranges() {
-    LockGuard g(roots_lock);
+    LockGuard g(ranges_lock);
     std::uint64_t bytes = 0;
     for (std::size_t i = 0; i < nranges; i++) {
         scan_conservative_check(ranges[i].lo, ranges[i].hi);
@@ -658,11 +662,6 @@ static void mark_start_thread(GcThread* t) {
     hs_stack_bytes.fetch_add(scan_one_stack(t), std::memory_order_relaxed);
 }
 
-static bool have_root_ranges() {
-    LockGuard g(roots_lock);
-    return nranges != 0;
-}
-
 static void run_cycle(bool forced) {
     CycleTimes c{};
     c.forced = forced;
@@ -670,17 +669,26 @@ static void run_cycle(bool forced) {
     // GODEBUG=gcstoptheworld=1 (Go's): the whole mark with the world stopped
     // (one pause, from here to the end of mark termination).
     const bool stw_mark = options().gcstoptheworld != 0;
+    // 1. Sweep termination.
+    finish_sweep();
+    c.stw1 = nanotime();
     // Mark starts by handshakes, without stopping the world, unless root
     // ranges are registered: they take stores without a barrier from every
     // thread (a stack that all threads share), so they must be scanned in
     // the same instant as every stack — a stop of the world (gc/README.md).
-    c.hs1 = !stw_mark && !have_root_ranges();
-
-    // 1. Sweep termination.
-    finish_sweep();
-    c.stw1 = nanotime();
-    if (c.hs1) {
+    // ranges_lock is held until the stacks are scanned: no range appears
+    // meanwhile.
+    c.hs1 = false;
+    if (!stw_mark) {
         handshake_begin();
+        ranges_lock.lock();
+        c.hs1 = nranges == 0;
+        if (!c.hs1) {
+            ranges_lock.unlock();
+            handshake_end();
+        }
+    }
+    if (c.hs1) {
         // Every sweep in flight (a lazy sweep inside a thread's nosuspend
         // region) has finished: from here no span is being swept, and none
         // is left to sweep, so mark bits may be set.
@@ -712,7 +720,8 @@ static void run_cycle(bool forced) {
         c.sig1 = last_handshake_signalled();
         stack_bytes_cb_total = hs_stack_bytes.load(std::memory_order_relaxed);
         gcs.blacken.store(1, std::memory_order_release);
-        globals = scan_root_ranges();  // (none, unless added meanwhile)
+        globals = 0;  // no root ranges
+        ranges_lock.unlock();
         handshake_end();
         c.stw1_end = nanotime();
         c.body1_ns = c.stw1_end - c.stw1 - c.stop1_ns;
