@@ -89,6 +89,11 @@ struct alignas(64) MSpan {
     SpanKind kind = SpanKind::Malloc;
     bool needzero = false;        // memory may hold old data (calloc must clear)
     std::atomic<SpanState> state{SpanState::Dead};
+    // gc: kSpanOobHeapBits, kSpanBlackCache — written by the span's holder
+    // (or the collector, world stopped or thread claimed); read by markers
+    // without synchronisation (gc/mark.cpp's shade says why that is enough).
+    // In the first cache line: shade reads it for every object.
+    std::uint8_t gcflags = 0;
 
     // --- holder ---
     std::atomic<std::uint64_t>* allocBits = nullptr;
@@ -101,14 +106,25 @@ struct alignas(64) MSpan {
     // does. Changed only under the mcentral lock (cache_span, uncache_span).
     std::atomic<MCache*> owner{nullptr};
     // Lists: an mcentral's under its lock, or the owner's (owner thread only).
-    std::uint8_t list = kListNone;
     MSpan* next = nullptr;
     MSpan* prev = nullptr;
+    std::uint8_t list = kListNone;
     // The owner's notify stack: a remote freer that finds the first pending
     // free on an owned span pushes it there (under the mcentral lock), so the
     // owner learns of free objects in spans it is not looking at.
     std::atomic<std::uint8_t> notified{0};
     MSpan* notifyNext = nullptr;
+
+    // --- collected spans only (gc/), read by markers for every object they
+    // scan: kept in the record's second cache line, beside sweepgen ---
+    // heapBits: one bit per word of the span, 1 = the word may hold a pointer
+    // to a collected object; it lives in the last bytes of a scan span's own
+    // memory (the `reserve` of init). nullptr for noscan spans.
+    std::atomic<std::uint64_t>* heapBits = nullptr;
+    // gc: the one type (TypeInfo) of every object allocated in this scan span,
+    // so that its heap bits need not be written (see gc/heap.cpp);
+    // kUniformUnset while empty, nullptr once types mixed (heapBits rule).
+    std::atomic<const void*> uniform{nullptr};
 
     // --- any thread (atomic RMW); its own cache line, away from the holder's fields ---
     alignas(64) std::atomic<std::uint32_t> remoteCount{0};
@@ -117,16 +133,7 @@ struct alignas(64) MSpan {
     std::atomic<std::uint64_t> bitStorage[2][kMaxBitmapWords];
 
     // --- collected spans only (gc/): written by the holder / the collector ---
-    // heapBits: one bit per word of the span, 1 = the word may hold a pointer
-    // to a collected object; it lives in the last bytes of a scan span's own
-    // memory (the `reserve` of init). nullptr for noscan spans.
-    std::atomic<std::uint64_t>* heapBits = nullptr;
     std::atomic<std::uint8_t> specials{0};      // has finalizers (gc finalizer lock)
-    std::uint8_t gcflags = 0;                    // gc: kSpanOobHeapBits, kSpanBlackCache
-    // gc: the one type (TypeInfo) of every object allocated in this scan span,
-    // so that its heap bits need not be written (see gc/heap.cpp);
-    // kUniformUnset while empty, nullptr once types mixed (heapBits rule).
-    std::atomic<const void*> uniform{nullptr};
     std::uint64_t* checkmarkBits = nullptr;      // checkmark mode, world stopped only
 
     // Set up a fresh span (caller: mheap under its lock). `reserve` bytes at

@@ -215,6 +215,31 @@ bool sweep_done();
 void finish_sweep();  // sweep everything still unswept
 // Object lookup for marking: the start of the allocated object holding p, or 0.
 std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp);
+// The same, inline, for the markers. kPrecise: p was read from a Ptr<> field
+// of a precisely typed object, so it points into an object the program
+// keeps reachable, in a published span: the publication check (sweepgen,
+// in the record's second cache line) is skipped. The rest — a collected span
+// in use, within bounds, the object allocated — is still checked, so a bad
+// pointer in a Ptr<> is ignored rather than resurrecting a free slot.
+// Reads a span record without a lock (as Go's findObject): see tests/tsan.supp.
+template <bool kPrecise>
+GA_INLINE std::uintptr_t find_object_at(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp) {
+    MSpan* s = span_of(p);
+    if (s == nullptr) return 0;
+    // A collected span is published by its first sweepgen store (release),
+    // after its fields and heap bits are set; malloc spans keep sweepgen 0.
+    if (!kPrecise && s->sweepgen.load(std::memory_order_acquire) == 0) return 0;
+    if (s->kind != SpanKind::Collected) return 0;
+    if (s->state.load(std::memory_order_acquire) != SpanState::InUse) return 0;
+    if (p < s->base || p >= s->limit) return 0;
+    std::uint32_t idx = s->index_of(p);
+    if (idx >= s->nelems) return 0;
+    std::atomic<std::uint64_t>* ab = __atomic_load_n(&s->allocBits, __ATOMIC_ACQUIRE);
+    if (!((ab[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1)) return 0;
+    *sp = s;
+    *idxp = idx;
+    return s->object_base(idx);
+}
 // Call f(span) for every collected span on an mcentral list (world stopped).
 void for_all_spans(void (*f)(MSpan*, void*), void* arg);
 

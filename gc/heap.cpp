@@ -301,7 +301,7 @@ static std::uint32_t entry_free(const AllocEntry* e) {
 static void snapshot_free(MSpan* s) {
     for (std::uint32_t w = 0; w < s->nwords; w++)
         s->remoteBits[w].store(~s->allocBits[w].load(std::memory_order_relaxed), std::memory_order_relaxed);
-    s->gcflags |= kSpanBlackCache;
+    __atomic_store_n(&s->gcflags, static_cast<std::uint8_t>(s->gcflags | kSpanBlackCache), __ATOMIC_RELEASE);
 }
 
 static void blacken_new(MSpan* s) {
@@ -317,7 +317,7 @@ static void blacken_new(MSpan* s) {
         }
         s->remoteBits[w].store(0, std::memory_order_relaxed);
     }
-    s->gcflags &= static_cast<std::uint8_t>(~kSpanBlackCache);
+    __atomic_store_n(&s->gcflags, static_cast<std::uint8_t>(s->gcflags & ~kSpanBlackCache), __ATOMIC_RELAXED);
     if (n != 0) gcs.bytes_marked.fetch_add(static_cast<std::int64_t>(n * s->elemsize), std::memory_order_relaxed);
 }
 
@@ -639,21 +639,7 @@ void for_all_spans(void (*f)(MSpan*, void*), void* arg) {
 }
 
 std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp) {
-    MSpan* s = span_of(p);
-    if (s == nullptr) return 0;
-    // A collected span is published by its first sweepgen store (release),
-    // after its fields and heap bits are set; malloc spans keep sweepgen 0.
-    if (s->sweepgen.load(std::memory_order_acquire) == 0) return 0;
-    if (s->kind != SpanKind::Collected) return 0;
-    if (s->state.load(std::memory_order_acquire) != SpanState::InUse) return 0;
-    if (p < s->base || p >= s->limit) return 0;
-    std::uint32_t idx = s->index_of(p);
-    if (idx >= s->nelems) return 0;
-    std::atomic<std::uint64_t>* ab = __atomic_load_n(&s->allocBits, __ATOMIC_ACQUIRE);
-    if (!((ab[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1)) return 0;
-    *sp = s;
-    *idxp = idx;
-    return s->object_base(idx);
+    return find_object_at<false>(p, sp, idxp);
 }
 
 void heap_init_gc() { heap_init(); }

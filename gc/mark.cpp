@@ -154,10 +154,16 @@ struct Gcw {
 
 static bool checking = false;  // world stopped during checkmark
 
+// Shade p: mark the object it points into and queue it for scanning if it
+// has pointers. kPrecise: p comes from a Ptr<> field (find_object_at). On a
+// large heap every step here is a likely cache miss, so it touches as few
+// lines of the span record as it can: the first (bounds, size, span class,
+// gcflags) and, for conservative words, the second (sweepgen).
+template <bool kPrecise = false>
 static inline bool shade(Gcw& w, std::uintptr_t p) {
     MSpan* s;
     std::uint32_t idx;
-    std::uintptr_t obj = find_object(p, &s, &idx);
+    std::uintptr_t obj = find_object_at<kPrecise>(p, &s, &idx);
     if (obj == 0) return false;
     std::uint64_t bit = std::uint64_t{1} << (idx & 63);
     if (GA_UNLIKELY(w.check)) {
@@ -173,11 +179,16 @@ static inline bool shade(Gcw& w, std::uintptr_t p) {
     }
     std::atomic<std::uint64_t>& mw = __atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED)[idx >> 6];
     if (mw.load(std::memory_order_relaxed) & bit) return false;
-    // Allocated black, mark bit still to come (heap.cpp, blacken_new).
-    if (s->remoteBits[idx >> 6].load(std::memory_order_relaxed) & bit) return false;
+    // Allocated black, mark bit still to come (heap.cpp, blacken_new). Only a
+    // span with a black-allocation snapshot has such slots; a stale read of
+    // the flag (snapshot just taken) only makes this marker mark and scan a
+    // new object, whose fields hold nothing the snapshot does not cover.
+    if ((__atomic_load_n(&s->gcflags, __ATOMIC_RELAXED) & kSpanBlackCache) &&
+        (s->remoteBits[idx >> 6].load(std::memory_order_relaxed) & bit))
+        return false;
     if (mw.fetch_or(bit, std::memory_order_relaxed) & bit) return false;
     w.bytes_marked += static_cast<std::int64_t>(s->elemsize);
-    if (s->heapBits != nullptr) w.put(obj);
+    if (!(s->spanclass & 1)) w.put(obj);  // a scan span (noscan: class | 1, no heap bits)
     return true;
 }
 
@@ -193,10 +204,19 @@ static inline void scan_word(Gcw& w, std::uintptr_t* slot) {
 }
 
 static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_t to) {
-    // A small object of a uniform span: its type's mask (heap.cpp).
+    // A small object of a uniform span: its type's mask (heap.cpp). The words
+    // of a precise type are Ptr<> fields: shade<true>.
     if (const TypeInfo* u = uniform_type(s)) {
-        for (std::uint64_t bits = u->mask[0]; bits != 0; bits &= bits - 1)
-            scan_word(w, reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
+        bool precise = u->kind == detail::kLayoutPrecise && !w.check;
+        for (std::uint64_t bits = u->mask[0]; bits != 0; bits &= bits - 1) {
+            auto* slot = reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits);
+            if (precise) {
+                std::uintptr_t v = load_program_word(slot);
+                if (maybe_heap(v)) shade<true>(w, v);
+            } else {
+                scan_word(w, slot);
+            }
+        }
         w.scan_work += static_cast<std::int64_t>(to - from);
         return;
     }
