@@ -132,6 +132,20 @@ struct Gcw {
         b = f;
         return b->obj[--b->n];
     }
+    // Go's gcWork.balance: when no full buffer is left for others (assists
+    // looking for work, or the worker), hand half of this one over, so that
+    // a marker working through a deep structure does not keep all of its
+    // grey objects to itself while the others idle.
+    void balance() {
+        if (b == nullptr || b->n < 8) return;
+        WorkBuf* h = getempty();
+        std::uint32_t k = b->n / 2;
+        std::memcpy(h->obj, b->obj, k * sizeof b->obj[0]);
+        std::memmove(b->obj, b->obj + k, (b->n - k) * sizeof b->obj[0]);
+        h->n = k;
+        b->n -= k;
+        putfull(h);
+    }
     void flush() {
         if (b != nullptr) {
             if (b->n != 0) putfull(b);
@@ -243,20 +257,37 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
 }
 
 // Scan one queued entry: an object start, or an oblet of a large object.
+// A large object's range is scanned kScanPiece bytes at a time, and an
+// assist or worker with a stop or handshake pending leaves between pieces,
+// queueing where it got to: an oblet of pointers costs up to ~2 ms of cache
+// misses, which a stop of the world would otherwise wait out (an assist
+// scans inside a nosuspend region).
+static constexpr std::size_t kScanPiece = 4096;
+
+// Scan one queued entry: an object start, an oblet of a large object, or
+// where a scan of a large object stopped (up to the end of its oblet).
 static void scanobject(Gcw& w, std::uintptr_t b) {
     MSpan* s = span_of(b);
-    std::uintptr_t end;
-    if (s->sizeclass == 0) {
-        end = s->base + s->elemsize;
-        if (s->elemsize > kObletBytes) {
-            if (b == s->base)
-                for (std::uintptr_t o = b + kObletBytes; o < end; o += kObletBytes) w.put(o);
-            if (end - b > kObletBytes) end = b + kObletBytes;
-        }
-    } else {
-        end = b + s->elemsize;
+    if (s->sizeclass != 0) {
+        scan_range_bits(w, s, b, b + s->elemsize);
+        return;
     }
-    scan_range_bits(w, s, b, end);
+    std::uintptr_t end = s->base + s->elemsize;
+    if (s->elemsize > kObletBytes) {
+        if (b == s->base)
+            for (std::uintptr_t o = b + kObletBytes; o < end; o += kObletBytes) w.put(o);
+        std::uintptr_t oblet_end = s->base + ((b - s->base) / kObletBytes + 1) * kObletBytes;
+        if (oblet_end < end) end = oblet_end;
+    }
+    for (std::uintptr_t p = b; p < end;) {
+        std::uintptr_t q = end - p > kScanPiece ? p + kScanPiece : end;
+        scan_range_bits(w, s, p, q);
+        p = q;
+        if (p < end && !w.check && GA_UNLIKELY(stop_pending())) {
+            w.put(p);
+            return;
+        }
+    }
 }
 
 bool greyobject(std::uintptr_t p) {
@@ -389,6 +420,9 @@ std::int64_t drain(std::int64_t budget) {
         // A stop-the-world is waiting for this thread (an assist, in a
         // nosuspend region): hand the work back and let it stop.
         if (GA_UNLIKELY(stop_pending())) break;
+        if (GA_UNLIKELY(work_nfull.load(std::memory_order_relaxed) == 0) && w.b != nullptr && w.b->n >= 8 &&
+            gcs.nassist.load(std::memory_order_relaxed) != 0)
+            w.balance();
         std::uintptr_t b = w.tryget();
         std::uintptr_t x;
         if (b != 0) {
