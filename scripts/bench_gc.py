@@ -49,7 +49,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import ROOT, cmake_cache, commit_description, cpu_model, memory_total, sh  # noqa: E402
+import benchlib  # noqa: E402
+from benchlib import ROOT, cmake_cache, commit_description, cpu_model, log, memory_total, sh, spread  # noqa: E402
 from bench_programs import cpu_list, dpkg_version, f3, render  # noqa: E402
 
 RUNTIMES = ["goalloc", "boehm", "go"]
@@ -67,10 +68,6 @@ GOAL_BT_SPEEDUP = 1.5       # binary_trees at least 1.5x faster than Boehm and G
 GOAL_MAX_PAUSE_NS = 50000   # longest stop-the-world over a 1 GiB live heap
 GOAL_LIVE_MB = 1024
 GOAL_MARK_CPU = 0.25        # collector CPU share while marking
-
-
-def log(msg=""):
-    print(msg, flush=True)
 
 
 def expected_binary_trees(depth):
@@ -122,16 +119,9 @@ class RunError(Exception):
 
 
 def clean_env():
-    """The environment without the knobs of any of the three runtimes (and of the
-    allocators), so each runs with its defaults (GOGC=100, ...)."""
-    env = dict(os.environ)
-    for k in list(env):
-        if (k == "LD_PRELOAD" or k.startswith("GOALLOC_") or k.startswith("MALLOC_")
-                or k.startswith("GC_") or k in ("GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG",
-                                                 "GOTRACEBACK")):
-            del env[k]
-    env["LC_ALL"] = "C"
-    return env
+    """Without the knobs of any of the three runtimes (and of the allocators),
+    so each runs with its defaults (GOGC=100, ...)."""
+    return benchlib.clean_env(("GC_",), ("GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG", "GOTRACEBACK"))
 
 
 def parse_kv(text):
@@ -185,11 +175,6 @@ def run_once(exe, args, timeout):
 
 
 # ---- statistics ---------------------------------------------------------------------
-
-def spread(xs):
-    return 100.0 * (max(xs) - min(xs)) / statistics.median(xs) if len(xs) > 1 and \
-        statistics.median(xs) > 0 else 0.0
-
 
 def med(xs):
     xs = [x for x in xs if x is not None]

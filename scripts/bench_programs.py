@@ -47,7 +47,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import ROOT, cmake_cache, commit_description, cpu_model, memory_total, sh  # noqa: E402
+import benchlib  # noqa: E402
+from benchlib import ROOT, cmake_cache, commit_description, cpu_model, log, memory_total, sh, spread  # noqa: E402
 
 
 class Workload:
@@ -125,9 +126,6 @@ GOALS_FASTEST = 1.25  # goalloc/fastest peer, each workload
 GOALS_RSS = 1.0       # geomean peak RSS goalloc/jemalloc
 
 
-def log(msg=""):
-    print(msg, flush=True)
-
 
 
 def dpkg_version(pkg):
@@ -187,13 +185,7 @@ class RunError(Exception):
 
 
 def clean_env():
-    env = dict(os.environ)
-    for k in list(env):
-        if k == "LD_PRELOAD" or k.startswith("GOALLOC_") or k.startswith("MALLOC_") \
-                or k in ("MIMALLOC_VERBOSE", "MIMALLOC_SHOW_STATS", "TCMALLOC_RELEASE_RATE"):
-            del env[k]
-    env["LC_ALL"] = "C"
-    return env
+    return benchlib.clean_env((), ("MIMALLOC_VERBOSE", "MIMALLOC_SHOW_STATS", "TCMALLOC_RELEASE_RATE"))
 
 
 def run_once(exe, args, alloc, libs, pin, stats=False, timeout=600):
@@ -270,9 +262,6 @@ def geomean(xs):
     xs = [x for x in xs if x and x > 0]
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
-
-def spread(xs):
-    return 100.0 * (max(xs) - min(xs)) / statistics.median(xs) if len(xs) > 1 else 0.0
 
 
 def summarise(runs, workloads, allocs):

@@ -1,7 +1,9 @@
 """Facts about the machine and the source tree that every benchmark report
-records (used by bench_report.py and bench_programs.py). Standard library only."""
+records, and small helpers the benchmark runners share (used by
+bench_report.py, bench_programs.py and bench_gc.py). Standard library only."""
 import os
 import re
+import statistics
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,3 +57,24 @@ def cmake_cache(build_dir):
     except OSError:
         pass
     return values
+
+
+def log(msg=""):
+    print(msg, flush=True)
+
+
+def spread(xs):
+    """(max - min) / median of xs, in percent (0 for fewer than two values)."""
+    m = statistics.median(xs) if xs else 0
+    return 100.0 * (max(xs) - min(xs)) / m if len(xs) > 1 and m > 0 else 0.0
+
+
+def clean_env(drop_prefixes=(), drop_names=()):
+    """The environment without LD_PRELOAD and goalloc's and glibc malloc's
+    settings, nor the given prefixes and names, so that every runtime under
+    test runs with its defaults; LC_ALL=C."""
+    prefixes = ("GOALLOC_", "MALLOC_") + tuple(drop_prefixes)
+    env = {k: v for k, v in os.environ.items()
+           if k != "LD_PRELOAD" and not k.startswith(prefixes) and k not in drop_names}
+    env["LC_ALL"] = "C"
+    return env
