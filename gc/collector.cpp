@@ -586,6 +586,12 @@ static void fmt_ms(char* buf, std::size_t n, std::uint64_t ns) {
                        static_cast<unsigned long long>(x % p));
 }
 
+static void write_stderr_line(const char* line) {
+    Msg m;
+    m.s(line);
+    m.write_stderr();
+}
+
 static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
     char a[5][24], b[5][24], line[400];
     fmt_ms(a[0], 24, c.stw1_ns);
@@ -612,9 +618,7 @@ static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
                   static_cast<unsigned long long>(c.marked >> 20), static_cast<unsigned long long>(c.goal >> 20),
                   static_cast<unsigned long long>(last_stack_bytes >> 20),
                   static_cast<unsigned long long>(last_globals_bytes >> 20), ncpu(), c.forced ? " (forced)" : "");
-    Msg m;
-    m.s(line);
-    m.write_stderr();
+    write_stderr_line(line);
     if (options().gctrace >= 2 && c.hs1) {
         // Mark start by handshakes: how long until every thread was reached
         // (nobody waits for that), and the longest one thread was held.
@@ -625,9 +629,7 @@ static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
                       static_cast<unsigned long long>(c.hs1_hold_ns / 1000),
                       static_cast<unsigned long long>(c.preflush_ns / 1000),
                       static_cast<unsigned long long>(c.preflush_hold_ns / 1000));
-        Msg m3;
-        m3.s(line);
-        m3.write_stderr();
+        write_stderr_line(line);
     }
     if (options().gctrace >= 2) {
         std::snprintf(line, sizeof line,
@@ -642,9 +644,7 @@ static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
                       static_cast<unsigned long long>(c.flush2_ns / 1000),
                       static_cast<unsigned long long>(c.body2_ns / 1000),
                       static_cast<unsigned long long>(c.start2_ns / 1000));
-        Msg m2;
-        m2.s(line);
-        m2.write_stderr();
+        write_stderr_line(line);
     }
 }
 

@@ -92,6 +92,22 @@ int ncpu() {
     return n;
 }
 
+// Describe the stack this thread leaves to be scanned while it is stopped or
+// runs a handshake: from the interrupted stack pointer less the 128-byte red
+// zone, with the general registers of the signal context `uc`; or, at a
+// poll, from `here` in the caller's frame, where __builtin_unwind_init has
+// spilled the callee-saved registers.
+static GA_INLINE void save_context(GcThread* t, ucontext_t* uc, std::uintptr_t here) {
+    std::uintptr_t sp = here;
+    if (uc != nullptr) {
+        for (int i = 0; i < NGREG && i < 24; i++) t->regs[i] = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[i]);
+        sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]) - 128;
+    } else {
+        for (auto& r : t->regs) r = 0;
+    }
+    t->saved_sp.store(sp, std::memory_order_relaxed);
+}
+
 // Stop here until the world restarts. Registers are spilled into this frame
 // (and, in the signal case, into the signal frame above it).
 //
@@ -109,14 +125,7 @@ static GA_NOINLINE void park(GcThread* t, ucontext_t* uc) {
     // A thread inside blocking_call keeps its saved state when a stray signal
     // parks it here; put it back on the way out.
     std::uintptr_t old_sp = t->saved_sp.load(std::memory_order_relaxed);
-    std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(&marker);
-    if (uc != nullptr) {
-        for (int i = 0; i < NGREG && i < 24; i++) t->regs[i] = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[i]);
-        sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]) - 128;
-    } else {
-        for (auto& r : t->regs) r = 0;
-    }
-    t->saved_sp.store(sp, std::memory_order_relaxed);
+    save_context(t, uc, reinterpret_cast<std::uintptr_t>(&marker));
     t->ack_epoch.store(e, std::memory_order_release);
     stw_acks.fetch_add(1, std::memory_order_acq_rel);
     if (stw_waiting.load(std::memory_order_acquire)) futex(&stw_acks, FUTEX_WAKE_PRIVATE, 1);
@@ -190,14 +199,7 @@ static GA_NOINLINE void handshake_self(GcThread* t, ucontext_t* uc) {
     __builtin_unwind_init();
     volatile std::uintptr_t marker = 0;
     if (void (*fn)(GcThread*) = hs_fn) {
-        std::uintptr_t sp = reinterpret_cast<std::uintptr_t>(&marker);
-        if (uc != nullptr) {
-            for (int i = 0; i < NGREG && i < 24; i++) t->regs[i] = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[i]);
-            sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]) - 128;
-        } else {
-            for (auto& r : t->regs) r = 0;
-        }
-        t->saved_sp.store(sp, std::memory_order_relaxed);
+        save_context(t, uc, reinterpret_cast<std::uintptr_t>(&marker));
         fn(t);
         t->saved_sp.store(0, std::memory_order_relaxed);
         for (auto& r : t->regs) r = 0;
