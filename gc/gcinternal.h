@@ -217,11 +217,15 @@ void finish_sweep();  // sweep everything still unswept
 std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp);
 // The same, inline, for the markers. kPrecise: p was read from a Ptr<> field
 // of a precisely typed object, so it points into an object the program
-// keeps reachable, in a published span: the publication check (sweepgen,
-// in the record's second cache line) is skipped. The rest — a collected span
-// in use, within bounds, the object allocated — is still checked, so a bad
-// pointer in a Ptr<> is ignored rather than resurrecting a free slot.
+// keeps reachable, in a published span, and nothing is swept while marking:
+// as Go's greyobject, it skips the publication check (sweepgen, in the
+// record's second cache line) and, in release builds, the allocBits word
+// (one cache miss a pointer). Debug builds check that word and abort on a
+// Ptr<> to a free slot (a collector bug, or a pointer copied without the
+// barrier), as Go's invalidptr check does. A collected span in use and the
+// bounds are checked always.
 // Reads a span record without a lock (as Go's findObject): see tests/tsan.supp.
+[[noreturn]] void found_pointer_to_free_object(std::uintptr_t p, const MSpan* s);
 template <bool kPrecise>
 GA_INLINE std::uintptr_t find_object_at(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp) {
     MSpan* s = span_of(p);
@@ -234,8 +238,13 @@ GA_INLINE std::uintptr_t find_object_at(std::uintptr_t p, MSpan** sp, std::uint3
     if (p < s->base || p >= s->limit) return 0;
     std::uint32_t idx = s->index_of(p);
     if (idx >= s->nelems) return 0;
-    std::atomic<std::uint64_t>* ab = __atomic_load_n(&s->allocBits, __ATOMIC_ACQUIRE);
-    if (!((ab[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1)) return 0;
+    if (!kPrecise || GOALLOC_DEBUG_LEVEL >= 1) {
+        std::atomic<std::uint64_t>* ab = __atomic_load_n(&s->allocBits, __ATOMIC_ACQUIRE);
+        if (!((ab[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1)) {
+            if (kPrecise) found_pointer_to_free_object(p, s);
+            return 0;
+        }
+    }
     *sp = s;
     *idxp = idx;
     return s->object_base(idx);

@@ -166,6 +166,15 @@ struct Gcw {
     m.fatal();
 }
 
+[[noreturn]] GA_COLD void found_pointer_to_free_object(std::uintptr_t p, const MSpan* s) {
+    Msg m;
+    m.s("goalloc: fatal error: found pointer to free object ").hex(p).s(" in a Ptr<> field (span ")
+        .hex(s->base).s(", ").dec(s->elemsize)
+        .s("-byte objects): the object was collected while reachable, or the pointer was copied "
+           "without the write barrier\n");
+    m.fatal();
+}
+
 static bool checking = false;  // world stopped during checkmark
 
 // Shade p: mark the object it points into and queue it for scanning if it
