@@ -183,10 +183,10 @@ static bool checking = false;  // world stopped during checkmark
 // lines of the span record as it can: the first (bounds, size, span class,
 // gcflags) and, for conservative words, the second (sweepgen).
 template <bool kPrecise = false>
-static inline bool shade(Gcw& w, std::uintptr_t p) {
+static inline bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
     MSpan* s;
     std::uint32_t idx;
-    std::uintptr_t obj = find_object_at<kPrecise>(p, &s, &idx);
+    std::uintptr_t obj = find_object_at<kPrecise>(p, &s, &idx, hint);
     if (obj == 0) return false;
     std::uint64_t bit = std::uint64_t{1} << (idx & 63);
     if (GA_UNLIKELY(w.check)) {
@@ -235,7 +235,7 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
             auto* slot = reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits);
             if (precise) {
                 std::uintptr_t v = load_program_word(slot);
-                if (maybe_heap(v)) shade<true>(w, v);
+                if (maybe_heap(v)) shade<true>(w, v, s);
             } else {
                 scan_word(w, slot);
             }
