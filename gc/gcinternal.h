@@ -220,12 +220,14 @@ std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp);
 // keeps reachable, in a published span, and nothing is swept while marking:
 // as Go's greyobject, it skips the publication check (sweepgen, in the
 // record's second cache line) and, in release builds, the allocBits word
-// (one cache miss a pointer). Debug builds check that word and abort on a
-// Ptr<> to a free slot (a collector bug, or a pointer copied without the
-// barrier), as Go's invalidptr check does. A collected span in use and the
-// bounds are checked always.
+// (one cache miss a pointer). A collected span in use and the bounds are
+// checked always. The one way a marker can meet a Ptr<> to a free slot in a
+// correct program: it found a slot being allocated through a stale
+// conservative word and scans it before the allocating thread has zeroed it
+// (a few instructions); release builds then mark that free slot, which the
+// sweep keeps one cycle more. Debug builds check the word and skip such a
+// pointer, so that their sweep can assert that no free slot is marked.
 // Reads a span record without a lock (as Go's findObject): see tests/tsan.supp.
-[[noreturn]] void found_pointer_to_free_object(std::uintptr_t p, const MSpan* s);
 template <bool kPrecise>
 GA_INLINE std::uintptr_t find_object_at(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp,
                                         MSpan* hint = nullptr) {
@@ -244,10 +246,7 @@ GA_INLINE std::uintptr_t find_object_at(std::uintptr_t p, MSpan** sp, std::uint3
     if (idx >= s->nelems) return 0;
     if (!kPrecise || GOALLOC_DEBUG_LEVEL >= 1) {
         std::atomic<std::uint64_t>* ab = __atomic_load_n(&s->allocBits, __ATOMIC_ACQUIRE);
-        if (!((ab[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1)) {
-            if (kPrecise) found_pointer_to_free_object(p, s);
-            return 0;
-        }
+        if (!((ab[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1)) return 0;
     }
     *sp = s;
     *idxp = idx;

@@ -166,15 +166,6 @@ struct Gcw {
     m.fatal();
 }
 
-[[noreturn]] GA_COLD void found_pointer_to_free_object(std::uintptr_t p, const MSpan* s) {
-    Msg m;
-    m.s("goalloc: fatal error: found pointer to free object ").hex(p).s(" in a Ptr<> field (span ")
-        .hex(s->base).s(", ").dec(s->elemsize)
-        .s("-byte objects): the object was collected while reachable, or the pointer was copied "
-           "without the write barrier\n");
-    m.fatal();
-}
-
 static bool checking = false;  // world stopped during checkmark
 
 // Shade p: mark the object it points into and queue it for scanning if it
@@ -265,7 +256,6 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
     w.scan_work += static_cast<std::int64_t>(to - from);
 }
 
-// Scan one queued entry: an object start, or an oblet of a large object.
 // A large object's range is scanned kScanPiece bytes at a time, and an
 // assist or worker with a stop or handshake pending leaves between pieces,
 // queueing where it got to: an oblet of pointers costs up to ~2 ms of cache

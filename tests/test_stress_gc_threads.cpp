@@ -223,9 +223,14 @@ TEST(GcThreads, ObjectsSharedBetweenThreads) {
     const std::size_t ops = Scaled(30000, 2000);
     const std::uint32_t gc0 = ReadStats().NumGC;
 
+    // The mutators go on past their ops until the collector has run 10
+    // cycles (a loaded machine gives it little CPU), within a time bound.
+    std::atomic<int> collected{0};
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
     std::thread collector([&] {
         while (!stop.load()) {
             gc::collect();
+            collected.fetch_add(1);
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
     });
@@ -234,7 +239,9 @@ TEST(GcThreads, ObjectsSharedBetweenThreads) {
         ts.emplace_back([&, t] {
             Rng rng(1234 + static_cast<std::uint64_t>(t));
             std::uint64_t next_id = 1;
-            for (std::size_t op = 0; op < ops && failures.load() == 0; op++) {
+            for (std::size_t op = 0; (op < ops || (collected.load() < 10 && Clock::now() < deadline)) &&
+                                     failures.load() == 0;
+                 op++) {
                 Node* fresh = gc::make<Node>();
                 Fill(fresh, next_id++, static_cast<std::uint64_t>(t + 1));
                 Churn(rng.Range(0, 8));  // garbage
