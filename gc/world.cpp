@@ -368,6 +368,26 @@ GA_NOINLINE void blocking_call(void (*fn)(void*), void* arg) {
     (void)marker;
 }
 
+// One step of a stopper's wait for acknowledgements, `el` ns into it: spin,
+// then yield the CPU (a signalled thread that was asleep needs one), then
+// sleep on `acks` until it changes, or 1 ms at most (a thread may have entered
+// a blocking call meanwhile, to be claimed). `waiting` tells acknowledgers to
+// wake the stopper; the caller clears it when done.
+static void wait_step(std::uint64_t el, std::atomic<std::uint32_t>* acks, std::atomic<std::uint32_t>* waiting) {
+    if (el < kSpinNs) {
+        for (int i = 0; i < 32; i++) __builtin_ia32_pause();
+        return;
+    }
+    if (el < kYieldNs) {
+        sched_yield();
+        return;
+    }
+    waiting->store(1, std::memory_order_seq_cst);
+    std::uint32_t n = acks->load(std::memory_order_seq_cst);
+    timespec ts{0, 1000000};
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(acks), FUTEX_WAIT_PRIVATE, n, &ts, nullptr, 0);
+}
+
 static std::uint32_t stw_signalled = 0;  // threads lock
 std::uint32_t last_stop_signalled() { return stw_signalled; }
 
@@ -418,21 +438,7 @@ void stop_the_world() {
                 if (t != self && t->stop_epoch == e && t->ack_epoch.load(std::memory_order_acquire) != e) all = false;
             if (all) break;
         }
-        std::uint64_t el = nanotime() - t0;
-        if (el < kSpinNs) {
-            for (int i = 0; i < 32; i++) __builtin_ia32_pause();
-            continue;
-        }
-        if (el < kYieldNs) {
-            sched_yield();
-            continue;
-        }
-        stw_waiting.store(1, std::memory_order_seq_cst);
-        n = stw_acks.load(std::memory_order_seq_cst);
-        {
-            timespec ts{0, 1000000};  // re-check at least every ms
-            syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&stw_acks), FUTEX_WAIT_PRIVATE, n, &ts, nullptr, 0);
-        }
+        wait_step(nanotime() - t0, &stw_acks, &stw_waiting);
     }
     stw_waiting.store(0, std::memory_order_relaxed);
 }
@@ -519,20 +525,9 @@ std::uint64_t handshake(void (*fn)(GcThread*)) {
                     throw_fatal("gc: cannot signal a registered thread (did it exit without unregistering?)");
             }
         }
-        if (el < kSpinNs) {
-            for (int i = 0; i < 32; i++) __builtin_ia32_pause();
-        } else if (el < kYieldNs) {
-            sched_yield();
-        } else {
-            // Sleep until an acknowledgement (or 1 ms: a thread may have
-            // entered a blocking call, to be claimed).
-            std::uint32_t n = hs_acks.load(std::memory_order_seq_cst);
-            hs_waiting.store(1, std::memory_order_seq_cst);
-            timespec ts{0, 1000000};
-            syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&hs_acks), FUTEX_WAIT_PRIVATE, n, &ts, nullptr, 0);
-            hs_waiting.store(0, std::memory_order_relaxed);
-        }
+        wait_step(el, &hs_acks, &hs_waiting);
     }
+    hs_waiting.store(0, std::memory_order_relaxed);
     __atomic_store_n(&gc_stop_requested, 0, __ATOMIC_SEQ_CST);
     hs_seq.store(e + 1, std::memory_order_release);
     hs_fn = nullptr;
