@@ -762,8 +762,17 @@ void learn_layout(TypeInfo* ti, Probe* saved) {
             if (mask == nullptr) out_of_memory(mw * 8);
             for (std::size_t i = 0; i < words; i++)
                 if ((mine.bits[i >> 6] >> (i & 63)) & 1) mask[i >> 6] |= std::uint64_t{1} << (i & 63);
-            ti->mask = mask;
-            __atomic_store_n(&ti->kind, kLayoutPrecise, __ATOMIC_RELEASE);
+            // Two threads can both construct a first T: the one that claims
+            // the type publishes mask and then kind; the others free their
+            // (equal) masks and leave kind to it (their next make<T> may probe
+            // once more). Readers load mask only after an acquire load of kind
+            // saw Precise.
+            if (__atomic_exchange_n(&ti->claimed, 1, __ATOMIC_ACQ_REL) == 0) {
+                ti->mask = mask;
+                __atomic_store_n(&ti->kind, kLayoutPrecise, __ATOMIC_RELEASE);
+            } else {
+                ga_free(mask);
+            }
         }
     }
     // The first object itself was allocated conservative (every word a

@@ -279,6 +279,58 @@ TEST(GcThreads, ObjectsSharedBetweenThreads) {
 }
 
 // ---- threads come and go while another thread collects ----
+// The first make<T> of a type learns T's layout (which words are Ptr<>). Several
+// threads constructing the first T at the same moment must agree on one
+// layout and publish it without a data race (TSan runs this test).
+template <int N>
+struct Fresh {
+    std::uint64_t a;
+    gc::Ptr<Fresh> left;
+    std::uint64_t b[N];
+    gc::Ptr<Fresh> right;
+};
+template <int N>
+void FirstObjectsRace(int nthreads, std::atomic<int>& failures) {
+    std::atomic<int> ready{0};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < nthreads; i++) {
+        ts.emplace_back([&, i] {
+            gc::ThreadScope scope;
+            ready.fetch_add(1);
+            while (ready.load() < nthreads) {
+            }
+            Fresh<N>* head = nullptr;
+            for (int k = 0; k < 50; k++) {
+                Fresh<N>* f = gc::make<Fresh<N>>();
+                f->a = static_cast<std::uint64_t>(i * 1000 + k);
+                f->left = head;
+                head = f;
+            }
+            gc::collect();
+            int len = 0;
+            for (Fresh<N>* f = head; f != nullptr; f = f->left.get(), len++)
+                if (f->a != static_cast<std::uint64_t>(i * 1000 + 49 - len)) failures.fetch_add(1);
+            if (len != 50) failures.fetch_add(1);
+        });
+    }
+    for (auto& t : ts) t.join();
+    const auto& ti = gc::detail::type_info<Fresh<N>>;
+    ASSERT_EQ(__atomic_load_n(&ti.kind, __ATOMIC_ACQUIRE), gc::detail::kLayoutPrecise) << "N=" << N;
+    // Words: a, left, b[N], right: the Ptr<> words are 1 and N + 2.
+    EXPECT_EQ(ti.mask[0], (std::uint64_t{1} << 1) | (std::uint64_t{1} << (N + 2))) << "N=" << N;
+}
+
+TEST(GcThreads, FirstObjectsOfATypeOnManyThreadsAgreeOnItsLayout) {
+    std::atomic<int> failures{0};
+    FirstObjectsRace<1>(4, failures);
+    FirstObjectsRace<2>(4, failures);
+    FirstObjectsRace<3>(4, failures);
+    FirstObjectsRace<5>(4, failures);
+    FirstObjectsRace<8>(4, failures);
+    FirstObjectsRace<13>(4, failures);
+    EXPECT_EQ(failures.load(), 0);
+}
+
 TEST(GcThreads, ThreadsExitWhileCollecting) {
     GcPercentGuard pct(50);
     const int waves = static_cast<int>(Scaled(25, 3));

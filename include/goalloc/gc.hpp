@@ -109,6 +109,10 @@ struct TypeInfo {
     // Span class of one object of the type, learned at its first alloc_one
     // (0: not yet, or none: tiny and large objects take the general path).
     std::uint8_t spc = 0;
+    // Set by the one thread that publishes mask (several threads can learn
+    // the layout at once; an exchange here, not a CAS on mask, because
+    // ThreadSanitizer counts a failed CAS as a write).
+    std::uint8_t claimed = 0;
 };
 // The probe: while make<T> constructs the first T, Ptr<> constructors inside
 // [base, base+len) record their word offsets here.
