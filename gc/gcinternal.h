@@ -55,6 +55,10 @@ inline constexpr std::uint32_t kPhaseMark = 1;
 inline constexpr std::size_t kTinySize = 16;
 inline constexpr std::uint8_t kSpanOobHeapBits = 1;  // MSpan::gcflags: heapBits is ga_calloc'd
 inline constexpr std::uint8_t kSpanBlackCache = 2;
+// A large object of a precise type (make_array of Ptr<> or of structs with
+// Ptr<> members): the words its heap bits mark are Ptr<> fields, shaded as
+// precise pointers (shade<true>). Set before the span is published.
+inline constexpr std::uint8_t kSpanPreciseLarge = 4;
 // MSpan::uniform of a scan span that has held no object yet.
 inline const void* const kUniformUnset = reinterpret_cast<const void*>(1);
 // The type layout that applies to the scan object of span s (small objects of

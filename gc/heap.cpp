@@ -432,6 +432,7 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
     if (!noscan) {
         s->heapBits = reinterpret_cast<std::atomic<std::uint64_t>*>(s->base + npages * kPageSize - reserve);
         write_heap_bits(s, 0, s->elemsize / 8, ti, count);
+        if (ti->kind == detail::kLayoutPrecise) s->gcflags |= kSpanPreciseLarge;
     }
     s->sweepgen.store(sg, std::memory_order_release);  // publishes the span to find_object
     if (t->blacken) {

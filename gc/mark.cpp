@@ -217,6 +217,88 @@ static inline void scan_word(Gcw& w, std::uintptr_t* slot) {
     if (maybe_heap(v)) shade(w, v);
 }
 
+// A large object's words (a pointer array: a table of roots, a slice's
+// backing store) each lead to an unrelated object, and shading one costs a
+// chain of dependent cache misses: the span table entry, then the span
+// record, then its allocBits and gcmarkBits words — ~4 misses in a row a
+// pointer on a heap larger than the caches. So they are shaded in batches,
+// in steps: prefetch every candidate's span table entry; then load the spans
+// and prefetch their records' first two lines; then prefetch the bitmap
+// words; then shade. Each step's misses overlap across the batch instead of
+// following one another. (Small objects keep the direct path: their few
+// words would not fill a batch, and a tree's nodes mostly sit in the span at
+// hand — shade<true>'s hint.)
+static constexpr unsigned kShadeBatch = 64;
+
+// The prefetch steps read span records without the checks find_object_at
+// makes (a record may be under construction for another span): only
+// addresses to prefetch come of it, so TSan is told to leave them be.
+template <bool kPrecise>
+GA_NO_TSAN static void prefetch_shade_batch(const std::uintptr_t* v, unsigned n) {
+    MSpan* sp[kShadeBatch];
+    for (unsigned i = 0; i < n; i++) {
+        HeapArena* a = arena_of(v[i]);
+        if (a != nullptr) __builtin_prefetch(&a->spans[(v[i] >> kPageShift) & (kPagesPerArena - 1)]);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        MSpan* s = span_of(v[i]);
+        sp[i] = s;
+        if (s != nullptr) {
+            __builtin_prefetch(s);
+            // The second line: sweepgen for the conservative lookup, and
+            // heapBits/uniform, which scanning the object will read.
+            __builtin_prefetch(reinterpret_cast<const char*>(s) + 64);
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        MSpan* s = sp[i];
+        // Only a plausible record (a collected span in use holding v): the
+        // record may be under construction for another span (find_object_at
+        // checks it properly below); prefetches never fault.
+        if (s == nullptr || v[i] - s->base >= s->limit - s->base) continue;
+        std::uint32_t wi = s->index_of(v[i]) >> 6;
+        if (!kPrecise || GOALLOC_DEBUG_LEVEL >= 1) __builtin_prefetch(__atomic_load_n(&s->allocBits, __ATOMIC_RELAXED) + wi);
+        __builtin_prefetch(__atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED) + wi);
+    }
+}
+
+template <bool kPrecise>
+static void shade_batch(Gcw& w, const std::uintptr_t* v, unsigned n) {
+    prefetch_shade_batch<kPrecise>(v, n);
+    for (unsigned i = 0; i < n; i++) shade<kPrecise>(w, v[i]);
+}
+
+// Heap-bit words [b0, b1) of a large object's span (base): candidates that
+// fall in the arena range go through shade_batch.
+template <bool kPrecise>
+static void scan_range_batched(Gcw& w, std::atomic<std::uint64_t>* hb, std::uintptr_t base, std::size_t b0,
+                               std::size_t b1) {
+    std::uintptr_t v[kShadeBatch];
+    unsigned n = 0;
+    for (std::size_t b = b0; b < b1;) {
+        std::size_t wi = b >> 6;
+        std::uint64_t bits = hb[wi].load(std::memory_order_relaxed) >> (b & 63);
+        std::size_t avail = 64 - (b & 63);
+        if (b1 - b < avail) {
+            bits &= (std::uint64_t{1} << (b1 - b)) - 1;
+            avail = b1 - b;
+        }
+        while (bits != 0) {
+            unsigned k = static_cast<unsigned>(__builtin_ctzll(bits));
+            bits &= bits - 1;
+            std::uintptr_t x = load_program_word(reinterpret_cast<std::uintptr_t*>(base + ((b + k) << 3)));
+            if (!maybe_heap(x)) continue;
+            v[n++] = x;
+            if (n == kShadeBatch) {
+                shade_batch<kPrecise>(w, v, n);
+                n = 0;
+            }
+        }
+        b += avail;
+    }
+    if (n != 0) shade_batch<kPrecise>(w, v, n);
+}
+
 static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_t to) {
     // A small object of a uniform span: its type's mask (heap.cpp). The words
     // of a precise type are Ptr<> fields: shade<true>.
@@ -237,6 +319,14 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
     // Words [from, to) of span s, where its heap bits are set.
     std::size_t b0 = (from - s->base) >> 3, b1 = (to - s->base) >> 3;
     std::atomic<std::uint64_t>* hb = s->heapBits;
+    if (s->sizeclass == 0 && !w.check) {
+        if (__atomic_load_n(&s->gcflags, __ATOMIC_RELAXED) & kSpanPreciseLarge)
+            scan_range_batched<true>(w, hb, s->base, b0, b1);
+        else
+            scan_range_batched<false>(w, hb, s->base, b0, b1);
+        w.scan_work += static_cast<std::int64_t>(to - from);
+        return;
+    }
     std::size_t b = b0;
     while (b < b1) {
         std::size_t wi = b >> 6;
@@ -409,6 +499,16 @@ void scan_stacks() {
 // kPrefetch misses are in flight at once.
 static constexpr unsigned kPrefetch = 8;
 
+static inline void prefetch_span_entry(std::uintptr_t p) {
+    HeapArena* a = arena_of(p);
+    if (a != nullptr) __builtin_prefetch(&a->spans[(p >> kPageShift) & (kPagesPerArena - 1)]);
+}
+static inline void prefetch_span_record(std::uintptr_t p) {
+    MSpan* s = span_of(p);
+    __builtin_prefetch(s);
+    __builtin_prefetch(reinterpret_cast<const char*>(s) + 64);
+}
+
 std::int64_t drain(std::int64_t budget) {
     Gcw w;
     w.check = checking;
@@ -426,6 +526,7 @@ std::int64_t drain(std::int64_t budget) {
         std::uintptr_t x;
         if (b != 0) {
             __builtin_prefetch(reinterpret_cast<const void*>(b));
+            prefetch_span_entry(b);
             if (n < kPrefetch) {
                 ring[(head + n++) % kPrefetch] = b;
                 continue;
@@ -439,6 +540,10 @@ std::int64_t drain(std::int64_t budget) {
             head = (head + 1) % kPrefetch;
             n--;
         }
+        // Halfway through the FIFO: the span record of the object due
+        // kPrefetch/2 scans from now (its span table entry was prefetched
+        // when it entered), which scanobject reads before the object.
+        if (n > kPrefetch / 2) prefetch_span_record(ring[(head + kPrefetch / 2 - 1) % kPrefetch]);
         std::int64_t before = w.scan_work;
         scanobject(w, x);
         done += w.scan_work - before + 16;
