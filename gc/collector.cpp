@@ -98,6 +98,10 @@ struct CycleStats {
     std::uint64_t last_gc = 0;
     std::uint32_t forced = 0;
     std::uint64_t gc_cpu_ns = 0;   // STW x ncpu + assists + background (not idle) marking
+    // Concurrent mark phases, cumulative (MemStats' Mark*Ns): wall time, the
+    // background worker's CPU within its 25% share, its CPU beyond (idle
+    // CPUs), and assists in those cycles.
+    std::uint64_t mark_wall_ns = 0, mark_bg_ns = 0, mark_idle_ns = 0, mark_assist_ns = 0;
 };
 static constinit Mutex stats_lock{kRankGcRoots};  // guards cstats (never held across a stop)
 static CycleStats cstats;
@@ -531,7 +535,7 @@ struct CycleTimes {
     std::uint64_t start, stw1, stw1_end, mark_end, stw2_end;
     std::uint64_t stw1_ns, stw2_ns;
     std::uint64_t heap0, heap1, marked, goal;
-    std::uint64_t bg_cpu_ns, idle_cpu_ns, assist_ns;
+    std::uint64_t bg_cpu_ns, idle_cpu_ns, assist_ns, mark_wall_ns;
     bool forced;
 };
 
@@ -840,11 +844,28 @@ static void run_cycle(bool forced) {
             c.stw2_ns = t3 - t2;
             // (Stop-the-world mark: one pause from the first stop.)
             record_pause(stw_mark ? t3 - c.stw1 : c.stw2_ns, walltime_ns());
+            // CPU accounting (before NumGC moves, so that a reader that sees
+            // the cycle sees its figures): the background worker up to its
+            // share (25% of the CPUs) of the mark phase, the rest idle-CPU
+            // marking; assists (all done: the world is stopped).
+            {
+                std::uint64_t cpu = thread_cpu_ns() - cpu0, el = c.mark_end - mark_start;
+                std::uint64_t share = static_cast<std::uint64_t>(target * static_cast<double>(el));
+                c.bg_cpu_ns = cpu < share ? cpu : share;
+                c.idle_cpu_ns = cpu - c.bg_cpu_ns;
+                c.assist_ns = gcs.assist_ns.load(std::memory_order_relaxed) - assist0;
+                c.mark_wall_ns = el;
+            }
             {
                 LockGuard g(stats_lock);
                 publish_cycle_pause(n);
                 cstats.last_gc = walltime_ns();
                 if (forced) cstats.forced++;
+                cstats.gc_cpu_ns += c.bg_cpu_ns + c.assist_ns;
+                cstats.mark_wall_ns += c.mark_wall_ns;
+                cstats.mark_bg_ns += c.bg_cpu_ns;
+                cstats.mark_idle_ns += c.idle_cpu_ns;
+                cstats.mark_assist_ns += c.assist_ns;
                 gcs.cycles.store(n + 1, std::memory_order_release);  // with the ring (read_mem_stats)
             }
             c.body2_ns = nanotime() - t2s - c.flush2_ns;
@@ -870,16 +891,6 @@ static void run_cycle(bool forced) {
                 nanosleep(&ts, nullptr);
             }
         }
-    }
-    // CPU accounting: background up to the 25% share, the rest idle-time marking.
-    std::uint64_t cpu = thread_cpu_ns() - cpu0, el = c.mark_end > mark_start ? c.mark_end - mark_start : 0;
-    std::uint64_t share = static_cast<std::uint64_t>(target * static_cast<double>(el));
-    c.bg_cpu_ns = cpu < share ? cpu : share;
-    c.idle_cpu_ns = cpu - c.bg_cpu_ns;
-    c.assist_ns = gcs.assist_ns.load(std::memory_order_relaxed) - assist0;
-    {
-        LockGuard g(stats_lock);
-        cstats.gc_cpu_ns += c.bg_cpu_ns + c.assist_ns;
     }
     if (options().gctrace) print_gctrace(gcs.cycles.load(std::memory_order_relaxed), c);
     cycle_max_pause = 0;
@@ -1061,6 +1072,10 @@ void read_mem_stats(MemStats& out) {
         std::memcpy(out.PauseEnd, cstats.pause_end, sizeof out.PauseEnd);
         out.NumForcedGC = cstats.forced;
         out.MaxPauseNs = cstats.max_pause_ns;
+        out.MarkWallNs = cstats.mark_wall_ns;
+        out.MarkBackgroundNs = cstats.mark_bg_ns;
+        out.MarkIdleNs = cstats.mark_idle_ns;
+        out.MarkCycleAssistNs = cstats.mark_assist_ns;
         std::uint64_t now = nanotime();
         std::uint64_t avail = (now - start_ns) * static_cast<std::uint64_t>(ncpu());
         out.GCCPUFraction = avail ? static_cast<double>(cstats.gc_cpu_ns) / static_cast<double>(avail) : 0;

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <algorithm>
 #include <limits>
 #include <memory>
@@ -295,6 +297,19 @@ TEST(GcControl, MemStats) {
     EXPECT_GE(s.GCCPUFraction, 0.0);
     EXPECT_LE(s.GCCPUFraction, 1.0);
     EXPECT_GE(s.Frees, s0.Frees + 990) << "the 1000 dropped objects were freed";
+    // Mark phases (Go's /cpu/classes/gc/mark/*): cumulative, published with
+    // NumGC. The worker's CPU within its share is at most 25% of the CPUs
+    // over the mark phases' wall time; beyond it counts as idle-CPU marking.
+    EXPECT_GT(s.MarkWallNs, s0.MarkWallNs) << "three cycles marked for no time at all?";
+    EXPECT_GE(s.MarkBackgroundNs, s0.MarkBackgroundNs);
+    EXPECT_GE(s.MarkIdleNs, s0.MarkIdleNs);
+    EXPECT_GE(s.MarkCycleAssistNs, s0.MarkCycleAssistNs);
+    EXPECT_LE(s.MarkCycleAssistNs, s.MarkAssistNs);
+    const double ncpu = static_cast<double>(std::thread::hardware_concurrency());
+    EXPECT_LE(static_cast<double>(s.MarkBackgroundNs - s0.MarkBackgroundNs),
+              0.25 * ncpu * static_cast<double>(s.MarkWallNs - s0.MarkWallNs) + 1000.0);
+    EXPECT_GT(s.MarkBackgroundNs + s.MarkIdleNs, s0.MarkBackgroundNs + s0.MarkIdleNs)
+        << "the background worker marked nothing in three cycles";
     __asm__ volatile("" : : "r"(big));
 }
 

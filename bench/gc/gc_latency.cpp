@@ -25,7 +25,12 @@
 // done on mutator threads; at most the mutators' CPU time in those intervals,
 // since MarkAssistNs is wall time), divided by wall time x CPUs available
 // (mark_cpu_fraction=; without the assists: mark_bg_cpu_fraction=;
-// mark_duty= is the share of the run spent marking).
+// mark_duty= is the share of the run spent marking). Beside it, the
+// collector's own account of the cycles completed during the run
+// (MemStats.Mark*Ns), in Go's terms: mark_go_cpu_fraction= is the background
+// worker within its 25% share plus assists, mark_idle_cpu_fraction= the
+// worker's marking on CPUs no mutator wanted, which Go 1.19 leaves out of its
+// GC CPU utilization as "free" (runtime/mgc.go, gcMarkTermination).
 //
 // stdout: `result: gc_latency ...` (human-readable); stderr: the gcstats line
 // (see binary_trees.cpp) with the hiccups and the rest appended.
@@ -262,6 +267,17 @@ int main(int argc, char** argv) {
     const double mark_avail = static_cast<double>(sampler.wall) * ncpus();
     const double mark_frac = sampler.wall > 0 ? static_cast<double>(sampler.gc_cpu + assist_cpu) / mark_avail : -1;
     const double mark_bg_frac = sampler.wall > 0 ? static_cast<double>(sampler.gc_cpu) / mark_avail : -1;
+    // The collector's own account of the mark phases that completed during
+    // the run, in Go's terms (MemStats.Mark*Ns): background worker within its
+    // 25% share + assists, over mark wall time x CPUs; idle-CPU marking apart
+    // (Go omits it from its utilization as "free").
+    const double cyc_avail = static_cast<double>(ms1.MarkWallNs - ms0.MarkWallNs) * ncpus();
+    const double mark_go_frac =
+        cyc_avail > 0 ? static_cast<double>(ms1.MarkBackgroundNs - ms0.MarkBackgroundNs +
+                                            ms1.MarkCycleAssistNs - ms0.MarkCycleAssistNs) / cyc_avail
+                      : -1;
+    const double mark_idle_frac =
+        cyc_avail > 0 ? static_cast<double>(ms1.MarkIdleNs - ms0.MarkIdleNs) / cyc_avail : -1;
     std::printf("result: gc_latency ops=%" PRIu64 " ops_per_sec=%.0f time_s=%.3f live_mb=%lld entries=%" PRIu64
                 " chain=%d threads=%d build_s=%.3f max_gap_us=%.1f p50_gap_us=%.1f p99_gap_us=%.1f"
                 " p999_gap_us=%.1f gaps_over_1ms=%" PRIu64 "\n",
@@ -280,12 +296,13 @@ int main(int argc, char** argv) {
                  " p99_gap_ns=%" PRId64 " p999_gap_ns=%" PRId64 " gaps_over_100us=%" PRIu64 " gaps_over_1ms=%" PRIu64
                  " gaps=%" PRIu64 " mark_cpu_fraction=%.6f mark_bg_cpu_fraction=%.6f mark_duty=%.6f"
                  " mark_intervals=%" PRIu64 " mark_wall_ns=%" PRId64 " mark_mutator_cpu_ns=%" PRId64 " steady_assist_ns=%" PRIu64
-                 " steady_cpu_s=%.3f ncpu=%d\n",
+                 " steady_cpu_s=%.3f ncpu=%d mark_go_cpu_fraction=%.6f mark_idle_cpu_fraction=%.6f\n",
                  ms.NumGC, ms.PauseTotalNs, ms.MaxPauseNs, ms.GCCPUFraction, gcb_vmhwm_kib(), ms.NumForcedGC,
                  ms.MarkAssistNs, ms.HeapSys, ms.TotalAlloc, ms.Mallocs, ops, rate, secs, build_s,
                  ms1.NumGC - ms0.NumGC, ms1.PauseTotalNs - ms0.PauseTotalNs, gaps.max, p50, p99, p999,
                  gaps.over_100us, gaps.over_1ms, gaps.n, mark_frac, mark_bg_frac,
                  secs > 0 ? static_cast<double>(sampler.wall) / (static_cast<double>(t1 - t0)) : 0.0,
-                 sampler.intervals, sampler.wall, sampler.mut_cpu, assist, static_cast<double>(proc_cpu) / 1e9, ncpus());
+                 sampler.intervals, sampler.wall, sampler.mut_cpu, assist, static_cast<double>(proc_cpu) / 1e9, ncpus(),
+                 mark_go_frac, mark_idle_frac);
     return 0;
 }

@@ -71,6 +71,16 @@ struct MemStats {
     // scanning its own stack.
     std::uint64_t MaxPauseNs;
     std::uint64_t MarkAssistNs;   // cumulative time allocating threads spent assisting
+    // Concurrent mark phases of completed cycles, cumulative (Go's
+    // runtime/metrics /cpu/classes/gc/mark/*): their wall time; the background
+    // worker's CPU time within its share (25% of the CPUs: Go's dedicated and
+    // fractional workers); its CPU time beyond that, on CPUs no mutator
+    // wanted (Go's idle workers, which Go leaves out of GCCPUFraction as
+    // "free"); and the assists of those cycles (wall time).
+    std::uint64_t MarkWallNs;
+    std::uint64_t MarkBackgroundNs;
+    std::uint64_t MarkIdleNs;
+    std::uint64_t MarkCycleAssistNs;
 };
 
 // ---- control ----
