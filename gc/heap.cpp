@@ -790,6 +790,11 @@ void learn_layout(TypeInfo* ti, Probe* saved) {
             std::size_t b = b0 + i;
             s->heapBits[b >> 6].fetch_and(~(std::uint64_t{1} << (b & 63)), std::memory_order_relaxed);
         }
+        // A large first object (an array) is now precise: its remaining heap
+        // bits are its Ptr<> fields. Release: a marker that sees the flag
+        // (acquire, mark.cpp) sees the narrowed bits.
+        if (s->sizeclass == 0 && ti != nullptr && __atomic_load_n(&ti->kind, __ATOMIC_ACQUIRE) == kLayoutPrecise)
+            __atomic_fetch_or(&s->gcflags, kSpanPreciseLarge, __ATOMIC_RELEASE);
     }
     ga_free(mine.bits);
 }

@@ -320,7 +320,7 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
     std::size_t b0 = (from - s->base) >> 3, b1 = (to - s->base) >> 3;
     std::atomic<std::uint64_t>* hb = s->heapBits;
     if (s->sizeclass == 0 && !w.check) {
-        if (__atomic_load_n(&s->gcflags, __ATOMIC_RELAXED) & kSpanPreciseLarge)
+        if (__atomic_load_n(&s->gcflags, __ATOMIC_ACQUIRE) & kSpanPreciseLarge)
             scan_range_batched<true>(w, hb, s->base, b0, b1);
         else
             scan_range_batched<false>(w, hb, s->base, b0, b1);
