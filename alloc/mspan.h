@@ -96,8 +96,15 @@ struct alignas(64) MSpan {
     std::uint8_t gcflags = 0;
 
     // --- holder ---
-    std::atomic<std::uint64_t>* allocBits = nullptr;
     std::atomic<std::uint64_t>* gcmarkBits = nullptr;
+    // gc: the one type (TypeInfo) of every object allocated in this scan span,
+    // so that its heap bits need not be written (see gc/heap.cpp);
+    // kUniformUnset while empty, nullptr once types mixed (heapBits rule).
+    // In the first line: a marker scanning a uniform span's object reads
+    // nothing of the record beyond it (bounds, span class, gcmarkBits).
+    std::atomic<const void*> uniform{nullptr};
+    // (Second line.) Markers read allocBits only for conservative words.
+    std::atomic<std::uint64_t>* allocBits = nullptr;
     std::atomic<std::uint32_t> allocCount{0};
     std::atomic<std::uint32_t> sweepgen{0};  // for the collector (Go's sweepgen states)
 
@@ -115,16 +122,12 @@ struct alignas(64) MSpan {
     std::atomic<std::uint8_t> notified{0};
     MSpan* notifyNext = nullptr;
 
-    // --- collected spans only (gc/), read by markers for every object they
-    // scan: kept in the record's second cache line, beside sweepgen ---
+    // --- collected spans only (gc/), read by markers for the objects of
+    // mixed spans: kept in the record's second cache line, beside sweepgen ---
     // heapBits: one bit per word of the span, 1 = the word may hold a pointer
     // to a collected object; it lives in the last bytes of a scan span's own
     // memory (the `reserve` of init). nullptr for noscan spans.
     std::atomic<std::uint64_t>* heapBits = nullptr;
-    // gc: the one type (TypeInfo) of every object allocated in this scan span,
-    // so that its heap bits need not be written (see gc/heap.cpp);
-    // kUniformUnset while empty, nullptr once types mixed (heapBits rule).
-    std::atomic<const void*> uniform{nullptr};
 
     // --- any thread (atomic RMW); its own cache line, away from the holder's fields ---
     alignas(64) std::atomic<std::uint32_t> remoteCount{0};

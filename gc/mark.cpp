@@ -245,9 +245,9 @@ GA_NO_TSAN static void prefetch_shade_batch(const std::uintptr_t* v, unsigned n)
         sp[i] = s;
         if (s != nullptr) {
             __builtin_prefetch(s);
-            // The second line: sweepgen for the conservative lookup, and
-            // heapBits/uniform, which scanning the object will read.
-            __builtin_prefetch(reinterpret_cast<const char*>(s) + 64);
+            // The second line: sweepgen and allocBits for the conservative
+            // lookup. (A precise pointer needs only the first.)
+            if (!kPrecise) __builtin_prefetch(reinterpret_cast<const char*>(s) + 64);
         }
     }
     for (unsigned i = 0; i < n; i++) {
@@ -503,6 +503,9 @@ static inline void prefetch_span_entry(std::uintptr_t p) {
     HeapArena* a = arena_of(p);
     if (a != nullptr) __builtin_prefetch(&a->spans[(p >> kPageShift) & (kPagesPerArena - 1)]);
 }
+// The record's first line (what scanning an object of a uniform span reads:
+// size class, uniform type; shading its fields: bounds, gcmarkBits) and its
+// second (heapBits, for the objects of mixed spans).
 static inline void prefetch_span_record(std::uintptr_t p) {
     MSpan* s = span_of(p);
     __builtin_prefetch(s);
