@@ -23,6 +23,9 @@ struct Options {
     int gcidlemark = 1;                       // GOALLOC_GC_IDLE_MARK: 1 = the background mark worker
                                               // runs flat out while CPUs are idle (Go's idle workers);
                                               // 0 = it keeps to 25% of the CPUs, assists included
+    int gcbgsweep = 1;                        // GOALLOC_GC_BG_SWEEP: 0 = the collector thread does no
+                                              // background sweeping (allocating threads' proportional
+                                              // sweep and sweep termination do it all; a diagnostic)
     int gcprefault = 0;                       // GOALLOC_GC_PREFAULT: 1 = a background thread faults in
                                               // the pages of each heap growth before first use
     int gcpoison = -1;                        // GOALLOC_GC_POISON: 1 = fill swept objects with 0xdb

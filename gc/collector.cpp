@@ -838,6 +838,7 @@ static void run_cycle(bool forced) {
                 last_globals_bytes = globals;
             }
             compute_goal();
+            sweep_pace();
             trigger_requested.store(0, std::memory_order_relaxed);
             std::uint32_t n = gcs.cycles.load(std::memory_order_relaxed);
             std::uint64_t t3 = nanotime();
@@ -910,7 +911,7 @@ static void* collector_thread(void*) {
             trigger_requested.store(0, std::memory_order_relaxed);  // stale (settings changed)
         }
         // Background sweep, a little at a time, between requests.
-        while (!sweep_done()) {
+        while (options().gcbgsweep && !sweep_done()) {
             if (forced_requests.load(std::memory_order_relaxed) != 0 ||
                 trigger_requested.load(std::memory_order_relaxed) != 0)
                 break;

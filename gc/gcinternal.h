@@ -198,6 +198,13 @@ struct GcState {
     std::atomic<std::uint64_t> assist_ns{0};
     std::atomic<std::int64_t> nspans{0};    // collected spans in use
     std::atomic<std::int64_t> unswept{0};   // spans not yet swept this cycle (nspans at the flip)
+    // Proportional sweep (Go's sweepPagesPerByte, in spans): set at each
+    // cycle's end (world stopped) so that allocating threads finish the
+    // sweep by the time heap_live reaches the trigger, whatever CPU the
+    // background sweeper gets. Read by allocating threads (sweep_credit).
+    std::atomic<double> sweep_per_byte{0};     // spans to sweep per byte allocated
+    std::atomic<std::uint64_t> sweep_basis{0};  // heap_live at the flip
+    std::atomic<std::int64_t> sweep_unswept0{0};  // unswept at the flip
 };
 extern GcState gcs;
 
@@ -217,6 +224,11 @@ void snapshot_for_mark(GcThread* t);  // world stopped, marking starting: see he
 std::size_t sweep_some(std::size_t max_spans);  // background/finishing sweep: spans swept
 bool sweep_done();
 void finish_sweep();  // sweep everything still unswept
+// An allocating thread that took `bytes` more (heap_live grew): sweep what
+// proportional sweeping asks of it. Caller: not in a nosuspend region.
+void sweep_credit();
+// At a cycle's end, after the flip and the new trigger (world stopped).
+void sweep_pace();
 // Object lookup for marking: the start of the allocated object holding p, or 0.
 std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp);
 // The same, inline, for the markers. kPrecise: p was read from a Ptr<> field

@@ -453,6 +453,7 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
     nosuspend_exit();
     note_heap_live_add(s->elemsize);
     if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) assist_alloc(t, s->elemsize);
+    else sweep_credit();
     return p;
 }
 
@@ -550,6 +551,7 @@ static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t c
         if (got > 1) {
             note_heap_live_add(got);
             if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) assist_alloc(t, got);
+            else sweep_credit();
         }
     }
 }
@@ -610,6 +612,44 @@ std::size_t sweep_some(std::size_t max_spans) {
         }
     }
     return done;
+}
+
+// Go's gcPaceSweeper: spread the sweep of the spans left unswept at the flip
+// over the heap growth from the live heap to the next trigger (at least
+// 1 MiB), so that sweeping is done before the next cycle must start.
+void sweep_pace() {
+    std::int64_t un = gcs.unswept.load(std::memory_order_relaxed);
+    std::uint64_t live = gcs.heap_live.load(std::memory_order_relaxed);
+    std::uint64_t trig = gcs.trigger.load(std::memory_order_relaxed);
+    std::uint64_t dist = trig > live ? trig - live : 0;
+    if (dist < (std::uint64_t{1} << 20)) dist = std::uint64_t{1} << 20;
+    gcs.sweep_basis.store(live, std::memory_order_relaxed);
+    gcs.sweep_unswept0.store(un, std::memory_order_relaxed);
+    gcs.sweep_per_byte.store(un > 0 ? static_cast<double>(un) / static_cast<double>(dist) : 0.0,
+                             std::memory_order_relaxed);
+}
+
+// Go's deductSweepCredit: sweep until the spans swept since the flip keep up
+// with the heap's growth since then. The background sweeper usually stays
+// ahead (then this is a few loads); when it gets no CPU, the allocating
+// threads do the sweeping. A span at a time, each in its own nosuspend
+// region (as cache_span's sweeps), so a stop waits for one span at most.
+void sweep_credit() {
+    std::int64_t un = gcs.unswept.load(std::memory_order_relaxed);
+    if (un <= 0) return;
+    double r = gcs.sweep_per_byte.load(std::memory_order_relaxed);
+    std::uint64_t live = gcs.heap_live.load(std::memory_order_relaxed);
+    std::uint64_t basis = gcs.sweep_basis.load(std::memory_order_relaxed);
+    if (r <= 0 || live <= basis) return;
+    double target = r * static_cast<double>(live - basis);
+    std::int64_t done = gcs.sweep_unswept0.load(std::memory_order_relaxed) - un;
+    for (int n = 0; static_cast<double>(done) < target && n < 64; n++) {
+        nosuspend_enter();
+        std::size_t k = sweep_some(1);
+        nosuspend_exit();
+        if (k == 0) break;  // nothing unswept left (or another cycle began)
+        done++;
+    }
 }
 
 bool sweep_done() {

@@ -3,6 +3,7 @@
 // steady-state workload, and MemStats (NumGC, pauses, NextGC, LastGC,
 // Mallocs - Frees == HeapObjects, GCCPUFraction).
 #include "gc_testutil.h"
+#include "gcinternal.h"  // gcs: the sweep counters
 
 #include <gtest/gtest.h>
 
@@ -233,6 +234,61 @@ __attribute__((noinline)) void AllocateObjects(int n) {
         Node* p = gc::make<Node>();
         p->v[0] = static_cast<std::uint64_t>(i);
     }
+}
+
+// Proportional sweep (Go's sweepPagesPerByte): the spans left unswept at a
+// cycle's end are swept in step with the heap's growth, so that by the time
+// the heap reaches the next trigger the sweep is done, even when the
+// background sweeper gets no CPU. The ctest entry gc_sweep_proportional runs
+// this with GOALLOC_GC_BG_SWEEP=0 (no background sweeper at all): then only
+// the allocating thread sweeps. Lazy sweeping alone (a span of the class
+// being allocated, when a span is needed) would leave most spans unswept.
+TEST(GcControl, SweepKeepsPaceWithHeapGrowth) {
+    namespace gi = goalloc::gc;
+    GcPercentGuard pct(100);
+    auto keep = std::make_unique<gc::Root<Node>>();
+    for (std::size_t i = 0; i < 8 * MiB / sizeof(Node); i++) {
+        Node* n = gc::make<Node>();
+        n->next = keep->get();
+        *keep = n;
+    }
+    gc::collect();
+    int samples = 0;
+    std::int64_t worst = 0, worst_of = 0;
+    std::uint32_t sampled_cycle = ~0u;
+    // Garbage of one size class, of which every 8th object stays alive for a
+    // while (a ring): swept spans keep free slots and are reused, so the
+    // heap does not grow and nothing else sweeps the Node spans.
+    constexpr std::size_t kRing = 4096;  // 16 MB of allocation between reuses of a slot
+    auto ring = std::make_unique<gc::Root<void*>>(static_cast<void**>(gc::alloc(kRing * sizeof(void*), true)));
+    std::size_t k = 0;
+    for (std::size_t done = 0; done < 400 * MiB; done += 64 * KiB) {
+        for (std::size_t b = 0; b < 64 * KiB; b += 512, k++) {
+            auto* p = static_cast<std::uint64_t*>(gc::alloc(512, false));
+            p[0] = k;
+            if (k % 8 == 0) gc::store(&ring->get()[(k / 8) % kRing], p);
+        }
+        if (__atomic_load_n(&gc::detail::write_barrier_enabled, __ATOMIC_RELAXED) != 0) continue;
+        const std::uint32_t cyc = gi::gcs.cycles.load(std::memory_order_acquire);
+        const std::uint64_t basis = gi::gcs.sweep_basis.load(std::memory_order_relaxed);
+        const std::uint64_t trig = gi::gcs.trigger.load(std::memory_order_relaxed);
+        const std::uint64_t live = gi::gcs.heap_live.load(std::memory_order_relaxed);
+        const std::int64_t un0 = gi::gcs.sweep_unswept0.load(std::memory_order_relaxed);
+        // Once per cycle, 90% of the way from the flip to the trigger: at most
+        // ~10% of the spans may still be unswept (plus a refill's slack).
+        if (cyc == sampled_cycle || trig <= basis || un0 < 64 || live < basis + (trig - basis) / 10 * 9) continue;
+        sampled_cycle = cyc;
+        samples++;
+        const std::int64_t un = gi::gcs.unswept.load(std::memory_order_relaxed);
+        if (un * un0 > worst * worst_of || worst_of == 0) {  // worst fraction (un / un0)
+            worst = un;
+            worst_of = un0;
+        }
+    }
+    std::printf("sweep pacing: %d cycles sampled, worst %lld of %lld spans unswept at 90%% of the runway\n",
+                samples, static_cast<long long>(worst), static_cast<long long>(worst_of));
+    EXPECT_GE(samples, 5) << "too few cycles reached 90% of their runway";
+    EXPECT_LE(worst, worst_of / 5 + 8) << "the sweep fell behind the heap's growth";
 }
 
 TEST(GcControl, MemStats) {
