@@ -180,6 +180,7 @@ TEST(GcControl, PacerKeepsHeapNearGoal) {
     std::uint32_t last_start = 0;
     double worst_ratio = 0;
     std::uint64_t worst_heap = 0, worst_goal = 0;
+    std::string worst_state;
     bool marking_before = false;
     const std::size_t total = 320 * MiB;
     for (std::size_t done = 0; done < total; done += 64 * KiB) {
@@ -203,6 +204,13 @@ TEST(GcControl, PacerKeepsHeapNearGoal) {
                 worst_ratio = ratio;
                 worst_heap = s.HeapAlloc;
                 worst_goal = s.NextGC;
+                // The collector's view at that moment (for a failure's message).
+                namespace gi = goalloc::gc;
+                worst_state = "phase " + std::to_string(gi::gcs.phase.load()) + ", blacken " +
+                              std::to_string(gi::gcs.blacken.load()) + ", heap_live " +
+                              std::to_string(gi::gcs.heap_live.load()) + ", trigger " +
+                              std::to_string(gi::gcs.trigger.load()) + ", unswept spans " +
+                              std::to_string(gi::gcs.unswept.load()) + ", cycle " + std::to_string(s.NumGC);
             }
         }
         marking_before = marking;
@@ -217,7 +225,8 @@ TEST(GcControl, PacerKeepsHeapNearGoal) {
                                      << over_goal_at_start << " of " << starts << " cycles:" << over_detail;
     // Go lets the heap overshoot the goal somewhat while marking (assists
     // pace against a hard goal above it); 1.25x is generous for a steady state.
-    EXPECT_LE(worst_ratio, 1.25) << "HeapAlloc " << worst_heap << " vs goal " << worst_goal;
+    EXPECT_LE(worst_ratio, 1.25) << "HeapAlloc " << worst_heap << " vs goal " << worst_goal << " (" << worst_state
+                                 << ")";
     EXPECT_GE(s1.NextGC, kLive * 3 / 2);
     // While allocating, "marked" includes what was allocated (black) during
     // the mark, as Go counts it: the goal floats above 2x the live data by
