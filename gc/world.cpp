@@ -410,6 +410,22 @@ void stop_the_world() {
         t->stop_epoch = e;
     }
     stw_spin_ok.store(want < static_cast<std::uint32_t>(ncpu()) ? 1 : 0, std::memory_order_relaxed);
+    // A thread that was running at the claim above may enter a blocking call
+    // before it polls: claim it then (its registers and stack pointer are
+    // saved), as the handshake does. Without this the stop waited for its
+    // signal, which never comes while it sleeps in a raw system call under
+    // ThreadSanitizer (signals wait until the call returns): a finalizer
+    // thread asleep with no timeout hung a stop for good.
+    auto claim_blocked = [&] {
+        for (GcThread* t = threads_head; t != nullptr; t = t->next) {
+            if (t == self || t->stop_epoch != e || t->ack_epoch.load(std::memory_order_acquire) == e) continue;
+            std::uint32_t st = kBlocked;
+            if (t->state.compare_exchange_strong(st, kClaimed, std::memory_order_acq_rel)) {
+                t->ack_epoch.store(e, std::memory_order_release);
+                if (want != 0) want--;
+            }
+        }
+    };
     // Threads that allocate or take a lock stop by themselves within
     // microseconds (the poll in nosuspend_exit); signal the others.
     std::uint64_t tp = nanotime();
@@ -420,6 +436,7 @@ void stop_the_world() {
         if (all) break;
         for (int i = 0; i < 16; i++) __builtin_ia32_pause();
     }
+    claim_blocked();
     stw_signalled = 0;
     for (GcThread* t = threads_head; t != nullptr; t = t->next) {
         if (t == self || t->stop_epoch != e || t->ack_epoch.load(std::memory_order_acquire) == e) continue;
@@ -439,6 +456,7 @@ void stop_the_world() {
             if (all) break;
         }
         wait_step(nanotime() - t0, &stw_acks, &stw_waiting);
+        claim_blocked();
     }
     stw_waiting.store(0, std::memory_order_relaxed);
 }

@@ -7,10 +7,13 @@
 //
 // Work scales with GOALLOC_TEST_SCALE (a tenth under TSan).
 #include "gc_testutil.h"
+#include "gcinternal.h"  // blocking_call
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -329,6 +332,55 @@ TEST(GcThreads, FirstObjectsOfATypeOnManyThreadsAgreeOnItsLayout) {
     FirstObjectsRace<8>(4, failures);
     FirstObjectsRace<13>(4, failures);
     EXPECT_EQ(failures.load(), 0);
+}
+
+// A thread that a stop finds running but that enters a blocking call before
+// it polls must be claimed there, not waited for: its signal may never come
+// (under ThreadSanitizer a signal waits until a raw system call returns; a
+// finalizer thread asleep with no timeout hung a stop for good). Here the
+// thread blocks the suspend signal outright, so only the claim can count it,
+// in any build: it spins without polling, then sleeps in a blocking call,
+// over and over, while the main thread stops the world again and again.
+TEST(GcThreads, ThreadEnteringABlockingCallDuringAStopIsClaimed) {
+    std::atomic<bool> stop{false};
+    std::atomic<int> rounds{0};
+    std::thread t([&] {
+        gc::ThreadScope scope;
+        Node* keep = gc::make<Node>();  // registered, with something on its stack
+        Fill(keep, 7, 7);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPWR);
+        pthread_sigmask(SIG_BLOCK, &set, nullptr);
+        while (!stop.load()) {
+            // ~500 us without a poll (no allocation, no barrier).
+            auto t0 = Clock::now();
+            while (Clock::now() - t0 < std::chrono::microseconds(500)) {
+            }
+            goalloc::gc::blocking_call(
+                [](void*) { std::this_thread::sleep_for(std::chrono::microseconds(500)); }, nullptr);
+            rounds.fetch_add(1);
+        }
+        if (!Intact(keep)) rounds.store(-1000000);
+        pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    });
+    while (rounds.load() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const int n = static_cast<int>(Scaled(200, 40));
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    double longest_ms = 0;
+    int stops = 0;
+    for (int i = 0; i < n && Clock::now() < deadline; i++, stops++) {
+        auto s0 = Clock::now();
+        ReadStats();  // a stop of the world
+        longest_ms = std::max(longest_ms, std::chrono::duration<double, std::milli>(Clock::now() - s0).count());
+        if (i % 20 == 0) gc::collect();
+        std::this_thread::sleep_for(std::chrono::microseconds(300));  // land anywhere in its cycle
+    }
+    stop.store(true);
+    t.join();
+    std::printf("blocking-call claims: %d stops, longest %.2f ms, %d rounds of the blocked thread\n", stops,
+                longest_ms, rounds.load());
+    EXPECT_GE(rounds.load(), 0) << "the blocked thread's object was damaged";
 }
 
 TEST(GcThreads, ThreadsExitWhileCollecting) {
