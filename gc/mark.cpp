@@ -217,6 +217,22 @@ static inline void scan_word(Gcw& w, std::uintptr_t* slot) {
     if (maybe_heap(v)) shade(w, v);
 }
 
+// f(b) for every set bit b in [b0, b1) of a span's heap bits (b: the word's
+// index in the span).
+template <class F>
+static GA_INLINE void for_each_heap_bit(std::atomic<std::uint64_t>* hb, std::size_t b0, std::size_t b1, F f) {
+    for (std::size_t b = b0; b < b1;) {
+        std::uint64_t bits = hb[b >> 6].load(std::memory_order_relaxed) >> (b & 63);
+        std::size_t avail = 64 - (b & 63);
+        if (b1 - b < avail) {
+            bits &= (std::uint64_t{1} << (b1 - b)) - 1;
+            avail = b1 - b;
+        }
+        for (; bits != 0; bits &= bits - 1) f(b + static_cast<unsigned>(__builtin_ctzll(bits)));
+        b += avail;
+    }
+}
+
 // A large object's words (a pointer array: a table of roots, a slice's
 // backing store) each lead to an unrelated object, and shading one costs a
 // chain of dependent cache misses: the span table entry, then the span
@@ -275,27 +291,15 @@ static void scan_range_batched(Gcw& w, std::atomic<std::uint64_t>* hb, std::uint
                                std::size_t b1) {
     std::uintptr_t v[kShadeBatch];
     unsigned n = 0;
-    for (std::size_t b = b0; b < b1;) {
-        std::size_t wi = b >> 6;
-        std::uint64_t bits = hb[wi].load(std::memory_order_relaxed) >> (b & 63);
-        std::size_t avail = 64 - (b & 63);
-        if (b1 - b < avail) {
-            bits &= (std::uint64_t{1} << (b1 - b)) - 1;
-            avail = b1 - b;
+    for_each_heap_bit(hb, b0, b1, [&](std::size_t b) {
+        std::uintptr_t x = load_program_word(reinterpret_cast<std::uintptr_t*>(base + (b << 3)));
+        if (!maybe_heap(x)) return;
+        v[n++] = x;
+        if (n == kShadeBatch) {
+            shade_batch<kPrecise>(w, v, n);
+            n = 0;
         }
-        while (bits != 0) {
-            unsigned k = static_cast<unsigned>(__builtin_ctzll(bits));
-            bits &= bits - 1;
-            std::uintptr_t x = load_program_word(reinterpret_cast<std::uintptr_t*>(base + ((b + k) << 3)));
-            if (!maybe_heap(x)) continue;
-            v[n++] = x;
-            if (n == kShadeBatch) {
-                shade_batch<kPrecise>(w, v, n);
-                n = 0;
-            }
-        }
-        b += avail;
-    }
+    });
     if (n != 0) shade_batch<kPrecise>(w, v, n);
 }
 
@@ -327,22 +331,8 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
         w.scan_work += static_cast<std::int64_t>(to - from);
         return;
     }
-    std::size_t b = b0;
-    while (b < b1) {
-        std::size_t wi = b >> 6;
-        std::uint64_t bits = hb[wi].load(std::memory_order_relaxed) >> (b & 63);
-        std::size_t avail = 64 - (b & 63);
-        if (b1 - b < avail) {
-            bits &= (std::uint64_t{1} << (b1 - b)) - 1;
-            avail = b1 - b;
-        }
-        while (bits != 0) {
-            unsigned k = static_cast<unsigned>(__builtin_ctzll(bits));
-            bits &= bits - 1;
-            scan_word(w, reinterpret_cast<std::uintptr_t*>(s->base + ((b + k) << 3)));
-        }
-        b += avail;
-    }
+    for_each_heap_bit(hb, b0, b1,
+                      [&](std::size_t b) { scan_word(w, reinterpret_cast<std::uintptr_t*>(s->base + (b << 3))); });
     w.scan_work += static_cast<std::int64_t>(to - from);
 }
 
