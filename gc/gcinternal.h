@@ -224,7 +224,7 @@ void snapshot_for_mark(GcThread* t);  // world stopped, marking starting: see he
 std::size_t sweep_some(std::size_t max_spans);  // background/finishing sweep: spans swept
 bool sweep_done();
 void finish_sweep();  // sweep everything still unswept
-// An allocating thread that took `bytes` more (heap_live grew): sweep what
+// An allocating thread whose allocation grew heap_live: sweep what
 // proportional sweeping asks of it. Caller: not in a nosuspend region.
 void sweep_credit();
 // At a cycle's end, after the flip and the new trigger (world stopped).

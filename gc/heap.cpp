@@ -410,6 +410,15 @@ static std::uint64_t refill(GcThread* t, int spc) {
     m.fatal();
 }
 
+// The heap grew by `bytes` on an allocating thread (outside nosuspend): the
+// pacer counts them; while marking the thread pays its assist, otherwise its
+// share of the sweep.
+static void heap_grew(GcThread* t, std::uint64_t bytes) {
+    note_heap_live_add(bytes);
+    if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) assist_alloc(t, bytes);
+    else sweep_credit();
+}
+
 static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo* ti, std::size_t count) {
     bool noscan = ti->kind == detail::kLayoutNoscan;
     // Heap bits cover every word of the span (128 bytes a page), in its tail.
@@ -451,9 +460,7 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
     }
     void* p = reinterpret_cast<void*>(s->base);
     nosuspend_exit();
-    note_heap_live_add(s->elemsize);
-    if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) assist_alloc(t, s->elemsize);
-    else sweep_credit();
+    heap_grew(t, s->elemsize);
     return p;
 }
 
@@ -549,9 +556,7 @@ static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t c
         nosuspend_exit();
         if (got == 0) return nullptr;
         if (got > 1) {
-            note_heap_live_add(got);
-            if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) assist_alloc(t, got);
-            else sweep_credit();
+            heap_grew(t, got);
         }
     }
 }

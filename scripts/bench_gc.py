@@ -366,7 +366,7 @@ def latency_table(rows, runtimes, md):
                      fnum(r["max_gap_us"], "{:.0f}"), fnum(r["max_gap_worst_us"], "{:.0f}"),
                      fnum(r["p50_gap_us"], "{:.0f}"), fnum(r["p99_gap_us"], "{:.0f}"),
                      fnum(r["gaps_over_1ms"], "{:.0f}"),
-                     "-" if mc is None else f"{mc:.1%}", "-" if bg is None else f"{bg:.1%}",
+                     pct(mc), pct(bg),
                      pct(r.get("mark_go_cpu_fraction")), pct(r.get("mark_idle_cpu_fraction")),
                      fnum(r["build_s"], "{:.2f}")])
     return render(head, body, md)

@@ -7,11 +7,10 @@
 
 #include <gtest/gtest.h>
 
-#include <thread>
-
 #include <algorithm>
 #include <limits>
 #include <memory>
+#include <thread>
 #include <vector>
 
 namespace {
