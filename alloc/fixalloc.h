@@ -1,5 +1,6 @@
 // fixalloc.h — Go's fixalloc: a free-list allocator of fixed-size metadata
-// objects (mspan, mcache) carved from 256 KiB chunks obtained with sys::alloc.
+// objects (mspan, span bitmaps, mcache) carved from 256 KiB chunks obtained
+// with sys::alloc.
 //
 // Not thread-safe: the owner's lock guards it (mheap.lock for spans, the
 // mcache registry lock for mcaches). Memory is never returned to the OS; freed
@@ -15,7 +16,10 @@ namespace goalloc {
 
 class FixAlloc {
 public:
-    constexpr explicit FixAlloc(std::size_t size) : size_((size + 63) & ~std::size_t{63}) {}
+    // Objects of `size` bytes, each aligned to `align` (a power of two, at
+    // least 8): 64 keeps records on cache lines of their own.
+    constexpr explicit FixAlloc(std::size_t size, std::size_t align = 64)
+        : size_((size + align - 1) & ~(align - 1)) {}
 
     void* alloc() {
         if (free_ != nullptr) {

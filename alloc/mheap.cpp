@@ -146,13 +146,16 @@ MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::
         if (tail) pages.free(aligned + npages * kPageSize, tail);
         base = aligned;
     }
+    std::uint32_t nw = MSpan::bitmap_words(static_cast<std::uint32_t>(npages), sizeclass, reserve);
     void* mem = spanalloc.alloc();
-    if (mem == nullptr) {
+    void* bits = mem != nullptr ? bitalloc(kind, nw).alloc() : nullptr;
+    if (bits == nullptr) {
+        if (mem != nullptr) spanalloc.free(mem);
         pages.free(base, npages);
         return nullptr;
     }
     MSpan* s = new (mem) MSpan();
-    s->init(base, static_cast<std::uint32_t>(npages), sizeclass, kind, reserve);
+    s->init(base, static_cast<std::uint32_t>(npages), sizeclass, kind, reserve, bits);
     s->needzero = needzero;
     if (sizeclass == 0) {  // a large span is born holding its one allocated object
         s->allocBits[0].store(~std::uint64_t{0}, std::memory_order_relaxed);
@@ -224,6 +227,7 @@ void MHeap::free_span_locked(MSpan* s) {
     s->state.store(SpanState::Dead, std::memory_order_relaxed);
     pages.free(s->base, s->npages);
     spans_in_use.fetch_sub(1, std::memory_order_relaxed);
+    bitalloc(s->kind, s->nwords).free(s->bitBlock);
     s->~MSpan();
     spanalloc.free(s);
 }

@@ -46,9 +46,26 @@ inline constexpr std::size_t kLargeCachePages = 128;               // 1 MiB
 inline constexpr std::size_t kLargeCacheBytes = std::size_t{8} << 20;
 
 struct MHeap {
+    static constexpr FixAlloc gcbits(std::uint32_t nw) {
+        return FixAlloc{MSpan::bitmap_block_bytes(SpanKind::Collected, nw), 8};
+    }
+    static constexpr FixAlloc mbits(std::uint32_t nw) { return FixAlloc{MSpan::bitmap_block_bytes(SpanKind::Malloc, nw)}; }
+
     Mutex lock{kRankMHeap};
     PageAlloc pages;                        // lock
     FixAlloc spanalloc{sizeof(MSpan)};      // lock
+    // lock: span bitmap blocks (MSpan::bitmap_block_bytes). Collected spans'
+    // by nwords, packed 8-byte aligned, so a marker's walk over many spans'
+    // gcmarkBits touches fewer lines; malloc spans' in three sizes, cache-line
+    // aligned (remote frees must not share a line with another span's bits).
+    FixAlloc gcbitalloc[kMaxBitmapWords] = {
+        gcbits(1),  gcbits(2),  gcbits(3),  gcbits(4),  gcbits(5),  gcbits(6),  gcbits(7),  gcbits(8),
+        gcbits(9),  gcbits(10), gcbits(11), gcbits(12), gcbits(13), gcbits(14), gcbits(15), gcbits(16),
+    };
+    FixAlloc mbitalloc[3] = {mbits(4), mbits(8), mbits(16)};  // nwords <= 4, <= 8, <= 16
+    FixAlloc& bitalloc(SpanKind k, std::uint32_t nwords) {
+        return k == SpanKind::Collected ? gcbitalloc[nwords - 1] : mbitalloc[nwords <= 4 ? 0 : nwords <= 8 ? 1 : 2];
+    }
     std::uintptr_t cur_base = 0;            // lock: reserved, not yet mapped part of the newest arenas
     std::uintptr_t cur_end = 0;             // lock
     std::uintptr_t next_hint = 0;           // lock: where to ask for the next arena

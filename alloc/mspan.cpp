@@ -3,30 +3,47 @@
 
 namespace goalloc {
 
-void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k, std::size_t reserve) {
+static std::uint32_t span_nelems(std::uint32_t np, int sc, std::size_t reserve) {
+    if (sc == 0) return 1;
+    return static_cast<std::uint32_t>((std::uintptr_t{np} * kPageSize - reserve) / class_to_size[sc]);
+}
+
+std::uint32_t MSpan::bitmap_words(std::uint32_t np, int sc, std::size_t reserve) {
+    return (span_nelems(np, sc, reserve) + 63) / 64;
+}
+
+void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k, std::size_t reserve, void* block) {
     base = b;
     npages = np;
     sizeclass = static_cast<std::uint8_t>(sc);
     kind = k;
     spanclass = make_spanclass(sc, k == SpanKind::Malloc);
+    nelems = span_nelems(np, sc, reserve);
     if (sc == 0) {
         elemsize = std::uintptr_t{np} * kPageSize - reserve;
-        nelems = 1;
         divMul = 0;
     } else {
         elemsize = class_to_size[sc];
-        nelems = static_cast<std::uint32_t>((std::uintptr_t{np} * kPageSize - reserve) / elemsize);
         divMul = class_to_divmagic[sc];
     }
     limit = base + nelems * elemsize;
     nwords = static_cast<std::uint8_t>((nelems + 63) / 64);
-    allocBits = bitStorage[0];
-    gcmarkBits = bitStorage[1];
-    // Only the first nwords words of each bitmap are ever read.
+    bitBlock = block;
+    auto* bits = static_cast<std::atomic<std::uint64_t>*>(block);
+    bool remote_inline = nwords <= kInlineRemoteWords;
+    if (k == SpanKind::Collected) {
+        allocBits = bits;
+        gcmarkBits = bits + nwords;
+        remoteBits = remote_inline ? remoteInline : bits + 2 * nwords;
+    } else {
+        allocBits = bits;
+        gcmarkBits = nullptr;
+        remoteBits = remote_inline ? remoteInline : bits + ((nwords + 7) & ~7u);  // the next cache line
+    }
     for (std::uint32_t w = 0; w < nwords; w++) {
         std::uint64_t t = tail_mask(w);
         allocBits[w].store(t, std::memory_order_relaxed);
-        gcmarkBits[w].store(t, std::memory_order_relaxed);
+        if (gcmarkBits != nullptr) gcmarkBits[w].store(t, std::memory_order_relaxed);
         remoteBits[w].store(0, std::memory_order_relaxed);
     }
     allocCount.store(0, std::memory_order_relaxed);

@@ -7,7 +7,17 @@
 //   index = ((addr - base) * divMul) >> 32,  divMul = ceil(2^32 / elemsize),
 // exact for every offset in the span (checked by the generator).
 //
-// Bitmaps (nwords = ceil(nelems/64) words, at most 16):
+// Bitmaps (nwords = ceil(nelems/64) words, at most 16) are out of band like
+// Go's gcBits, one block per span from the mheap's bitmap fixallocs, sized
+// to the span (bitmap_block_bytes); the record itself is three cache lines.
+//   Collected spans: [allocBits | gcmarkBits (| remoteBits)] at first,
+//     nwords words each, blocks packed 8-byte aligned (a span of 64-byte
+//     objects carries 32 bytes of bitmaps): markers touch fewer lines.
+//   Malloc spans: [allocBits (| remoteBits)], each on cache lines of its own
+//     (remote freers RMW remoteBits while the holder writes allocBits), and
+//     no gcmarkBits (nullptr: nothing marks them).
+//   remoteBits of up to 4 words (objects of 32 bytes and up) sit in the
+//   record, beside remoteCount (remoteInline).
 //   allocBits[i]  1 = object i is allocated. Unlike Go, where objects below
 //                 freeindex are implicitly allocated, goalloc keeps allocBits
 //                 exact, because explicit free needs to tell a double free.
@@ -131,18 +141,34 @@ struct alignas(64) MSpan {
 
     // --- any thread (atomic RMW); its own cache line, away from the holder's fields ---
     alignas(64) std::atomic<std::uint32_t> remoteCount{0};
-    std::atomic<std::uint64_t> remoteBits[kMaxBitmapWords];
-
-    std::atomic<std::uint64_t> bitStorage[2][kMaxBitmapWords];
-
-    // --- collected spans only (gc/): written by the holder / the collector ---
+    // (collected spans only: written by the holder / the collector)
     std::atomic<std::uint8_t> specials{0};      // has finalizers (gc finalizer lock)
-    std::uint64_t* checkmarkBits = nullptr;      // checkmark mode, world stopped only
+    std::atomic<std::uint64_t>* remoteBits = nullptr;  // set by init: remoteInline or in the block
+    // The span's bitmap block (set by init; goes back with the record).
+    void* bitBlock = nullptr;
+    std::uint64_t* checkmarkBits = nullptr;      // collected spans: checkmark mode, world stopped only
+    // remoteBits of spans with at most kInlineRemoteWords words: on the line
+    // of remoteCount, which a remote freer has just taken, so the free's
+    // second RMW costs no second line.
+    static constexpr std::uint32_t kInlineRemoteWords = 4;
+    std::atomic<std::uint64_t> remoteInline[kInlineRemoteWords];
 
+    // Bitmap words per bitmap (nwords) of a span of npages pages of size
+    // class sizeclass with `reserve` bytes kept back.
+    static std::uint32_t bitmap_words(std::uint32_t npages, int sizeclass, std::size_t reserve = 0);
+    // Bytes of the bitmap block of a span of this kind with nwords words per
+    // bitmap, and the alignment it needs.
+    static constexpr std::size_t bitmap_block_bytes(SpanKind k, std::uint32_t nwords) {
+        std::size_t n = std::size_t{nwords} * 8, line = (n + 63) & ~std::size_t{63};
+        bool remote_here = nwords > kInlineRemoteWords;
+        return k == SpanKind::Collected ? (remote_here ? 3 : 2) * n : (remote_here ? 2 : 1) * line;
+    }
     // Set up a fresh span (caller: mheap under its lock). `reserve` bytes at
-    // the end of the span are not used for objects (a collected span's heapBits).
-    void init(std::uintptr_t base, std::uint32_t npages, int sizeclass, SpanKind kind,
-              std::size_t reserve = 0);
+    // the end of the span are not used for objects (a collected span's
+    // heapBits). `bits`: the span's bitmap block (bitmap_block_bytes, zeroed
+    // or not).
+    void init(std::uintptr_t base, std::uint32_t npages, int sizeclass, SpanKind kind, std::size_t reserve,
+              void* bits);
 
     std::uint32_t index_of(std::uintptr_t p) const {
         return static_cast<std::uint32_t>(((p - base) * divMul) >> 32);

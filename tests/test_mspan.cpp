@@ -3,7 +3,9 @@
 // double free it must catch).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "mspan.h"
 
@@ -12,10 +14,17 @@ using namespace goalloc;
 namespace {
 constexpr std::uintptr_t kBase = std::uintptr_t{0x200000} << 26;
 
-std::unique_ptr<MSpan> MakeSpan(int sc) {
-    auto s = std::make_unique<MSpan>();
+// A span record with its bitmap block (the mheap's fixallocs in real use).
+struct TestSpan : MSpan {
+    alignas(64) std::atomic<std::uint64_t> block[3 * kMaxBitmapWords];
+};
+
+std::unique_ptr<TestSpan> MakeSpan(int sc, SpanKind kind = SpanKind::Malloc) {
+    auto s = std::make_unique<TestSpan>();
     std::uint32_t np = sc ? class_to_allocnpages[sc] : 3;
-    s->init(kBase, np, sc, SpanKind::Malloc);
+    EXPECT_LE(MSpan::bitmap_words(np, sc), kMaxBitmapWords);
+    for (auto& w : s->block) w.store(~std::uint64_t{0});  // init must not rely on zeroed blocks
+    s->init(kBase, np, sc, kind, 0, s->block);
     return s;
 }
 void SetAlloc(MSpan* s, std::uint32_t idx) {
@@ -34,11 +43,52 @@ TEST(MSpan, GeometryMatchesTheSizeClassForEveryClass) {
         EXPECT_EQ(s->spanclass, make_spanclass(sc, true));
         EXPECT_EQ(s->count_alloc(), 0u);
         // Tail bits are set in both bitmaps, and only the tail.
+        auto c = MakeSpan(sc, SpanKind::Collected);
+        EXPECT_EQ(s->gcmarkBits, nullptr) << "malloc spans have no mark bits";
         for (std::uint32_t i = 0; i < s->nwords * 64u; i++) {
             bool bit = (s->allocBits[i / 64].load() >> (i % 64)) & 1;
-            bool mark = (s->gcmarkBits[i / 64].load() >> (i % 64)) & 1;
+            bool cbit = (c->allocBits[i / 64].load() >> (i % 64)) & 1;
+            bool mark = (c->gcmarkBits[i / 64].load() >> (i % 64)) & 1;
             ASSERT_EQ(bit, i >= s->nelems) << "class " << sc << " bit " << i;
+            ASSERT_EQ(cbit, i >= s->nelems);
             ASSERT_EQ(mark, i >= s->nelems);
+            ASSERT_EQ(s->remoteBits[i / 64].load(), 0u);
+            ASSERT_EQ(c->remoteBits[i / 64].load(), 0u);
+        }
+    }
+}
+
+// The bitmaps of a span's block do not overlap and stay inside the block;
+// a malloc span's remoteBits (RMW by other threads) share no cache line with
+// its allocBits.
+TEST(MSpan, BitmapsTileTheirBlockAndRemoteFreesHaveTheirOwnLine) {
+    for (int sc = 0; sc < kNumSizeClasses; sc++) {
+        for (SpanKind k : {SpanKind::Malloc, SpanKind::Collected}) {
+            auto s = MakeSpan(sc, k);
+            auto lo = reinterpret_cast<std::uintptr_t>(s->bitBlock);
+            auto hi = lo + MSpan::bitmap_block_bytes(k, s->nwords);
+            std::size_t len = s->nwords * 8u;
+            // Small remote bitmaps live in the record, beside remoteCount.
+            bool inline_remote = s->nwords <= MSpan::kInlineRemoteWords;
+            EXPECT_EQ(s->remoteBits == s->remoteInline, inline_remote) << "class " << sc;
+            std::vector<std::uintptr_t> starts{reinterpret_cast<std::uintptr_t>(s->allocBits)};
+            if (!inline_remote) starts.push_back(reinterpret_cast<std::uintptr_t>(s->remoteBits));
+            if (k == SpanKind::Collected) starts.push_back(reinterpret_cast<std::uintptr_t>(s->gcmarkBits));
+            std::sort(starts.begin(), starts.end());
+            for (std::size_t i = 0; i < starts.size(); i++) {
+                ASSERT_GE(starts[i], lo) << "class " << sc;
+                ASSERT_LE(starts[i] + len, hi) << "class " << sc;
+                if (i + 1 < starts.size()) {
+                    ASSERT_LE(starts[i] + len, starts[i + 1]) << "class " << sc;
+                }
+            }
+            if (k == SpanKind::Malloc && !inline_remote) {
+                auto a = reinterpret_cast<std::uintptr_t>(s->allocBits);
+                auto r = reinterpret_cast<std::uintptr_t>(s->remoteBits);
+                EXPECT_EQ(r % 64, 0u);
+                EXPECT_GE(r, (a + len + 63) & ~std::uintptr_t{63}) << "class " << sc;
+                EXPECT_EQ(MSpan::bitmap_block_bytes(k, s->nwords) % 64, 0u);
+            }
         }
     }
 }
