@@ -964,7 +964,7 @@ static void* prefault_thread(void*) {
             // In pieces: populating holds the address space lock for reading,
             // and a thread mapping more heap (under mheap.lock, unstoppable)
             // waits for it to write.
-            constexpr std::size_t kPiece = 64 << 10;
+            constexpr std::size_t kPiece = 16 << 10;
             std::uintptr_t b = grow_base[t % kGrowRing];
             std::size_t n = grow_bytes[t % kGrowRing];
             for (std::size_t o = 0; o < n; o += kPiece)
