@@ -410,6 +410,15 @@ void stop_the_world() {
         t->stop_epoch = e;
     }
     stw_spin_ok.store(want < static_cast<std::uint32_t>(ncpu()) ? 1 : 0, std::memory_order_relaxed);
+    // Thread t is one this stop must stop and it has not acknowledged yet.
+    auto unacked = [&](GcThread* t) {
+        return t != self && t->stop_epoch == e && t->ack_epoch.load(std::memory_order_acquire) != e;
+    };
+    auto all_acked = [&] {
+        for (GcThread* t = threads_head; t != nullptr; t = t->next)
+            if (unacked(t)) return false;
+        return true;
+    };
     // A thread that was running at the claim above may enter a blocking call
     // before it polls: claim it then (its registers and stack pointer are
     // saved), as the handshake does. Without this the stop waited for its
@@ -418,7 +427,7 @@ void stop_the_world() {
     // thread asleep with no timeout hung a stop for good.
     auto claim_blocked = [&] {
         for (GcThread* t = threads_head; t != nullptr; t = t->next) {
-            if (t == self || t->stop_epoch != e || t->ack_epoch.load(std::memory_order_acquire) == e) continue;
+            if (!unacked(t)) continue;
             std::uint32_t st = kBlocked;
             if (t->state.compare_exchange_strong(st, kClaimed, std::memory_order_acq_rel)) {
                 t->ack_epoch.store(e, std::memory_order_release);
@@ -429,17 +438,12 @@ void stop_the_world() {
     // Threads that allocate or take a lock stop by themselves within
     // microseconds (the poll in nosuspend_exit); signal the others.
     std::uint64_t tp = nanotime();
-    while (nanotime() - tp < kPollNs) {
-        bool all = true;
-        for (GcThread* t = threads_head; t != nullptr && all; t = t->next)
-            if (t != self && t->stop_epoch == e && t->ack_epoch.load(std::memory_order_acquire) != e) all = false;
-        if (all) break;
+    while (nanotime() - tp < kPollNs && !all_acked())
         for (int i = 0; i < 16; i++) __builtin_ia32_pause();
-    }
     claim_blocked();
     stw_signalled = 0;
     for (GcThread* t = threads_head; t != nullptr; t = t->next) {
-        if (t == self || t->stop_epoch != e || t->ack_epoch.load(std::memory_order_acquire) == e) continue;
+        if (!unacked(t)) continue;
         stw_signalled++;
         int r = pthread_kill(t->tid, kSuspendSignal);
         if (r != 0) throw_fatal("gc: cannot signal a registered thread (did it exit without unregistering?)");
@@ -447,14 +451,9 @@ void stop_the_world() {
     std::uint64_t t0 = nanotime();
     for (;;) {
         std::uint32_t n = stw_acks.load(std::memory_order_acquire);
-        if (n >= want) {
-            // Count only this stop's acknowledgements (a stray signal to a
-            // claimed thread may have added one).
-            bool all = true;
-            for (GcThread* t = threads_head; t != nullptr && all; t = t->next)
-                if (t != self && t->stop_epoch == e && t->ack_epoch.load(std::memory_order_acquire) != e) all = false;
-            if (all) break;
-        }
+        // Count only this stop's acknowledgements (a stray signal to a
+        // claimed thread may have added one).
+        if (n >= want && all_acked()) break;
         wait_step(nanotime() - t0, &stw_acks, &stw_waiting);
         claim_blocked();
     }
