@@ -139,11 +139,38 @@ def parse_kv(text):
     return out
 
 
-def run_once(exe, args, timeout):
+# One line of Go's GODEBUG=gctrace=1 (runtime/mgc.go's format, which goalloc's
+# gctrace copies): the mark phase's wall clock (the middle "clock" figure) and
+# its CPU, assist/background/idle (the middle "cpu" figures), and GOMAXPROCS.
+GCTRACE_RE = re.compile(r"^gc \d+ @([\d.]+)s \d+%: [\d.]+\+([\d.]+)\+[\d.]+ ms clock, "
+                        r"[\d.]+\+([\d.]+)/([\d.]+)/([\d.]+)\+[\d.]+ ms cpu, .* (\d+) P", re.M)
+
+
+def go_mark_accounting(stderr, after_s):
+    """Go's own GC CPU accounting of its mark phases, from its gctrace, over
+    the cycles that began at or after after_s seconds (gc_latency: the end of
+    the heap's build): (assists + background) / (mark wall x GOMAXPROCS), and
+    idle-CPU marking / the same. None if no such cycle."""
+    wall = work = idle = 0.0
+    for m in GCTRACE_RE.finditer(stderr):
+        if float(m.group(1)) < after_s:
+            continue
+        procs = int(m.group(6))
+        wall += float(m.group(2)) * procs
+        work += float(m.group(3)) + float(m.group(4))
+        idle += float(m.group(5))
+    if wall <= 0:
+        return None
+    return work / wall, idle / wall
+
+
+def run_once(exe, args, timeout, extra_env=None):
     cmd = [exe] + args
+    env = clean_env()
+    env.update(extra_env or {})
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=clean_env(), stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL)
         timer = threading.Timer(timeout, p.kill)
         timer.start()
         try:
@@ -170,7 +197,7 @@ def run_once(exe, args, timeout):
     return {
         "wall_s": wall, "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
         "ru_maxrss_kib": ru.ru_maxrss, "rss_kib": stats["vmhwm_kib"],
-        "stats": stats, "stdout": stdout,
+        "stats": stats, "stdout": stdout, "stderr": stderr,
     }
 
 
@@ -289,13 +316,17 @@ def goal_lines(rows, live_mb):
     gm = lat.get("mark_go_cpu_fraction")
     if gm is not None:
         gw = lat["mark_go_cpu_fraction_worst"]
+        go = rows.get("gc_latency", {}).get("go", {})
+        go_acct = (f"; Go itself, from its gctrace: median {go['mark_go_cpu_fraction']:.1%}, worst "
+                   f"{go['mark_go_cpu_fraction_worst']:.1%}" if go.get("mark_go_cpu_fraction") is not None
+                   else "")
         idl = lat.get("mark_idle_cpu_fraction")
         out.append(f"- the same in Go's accounting, which leaves marking on idle CPUs out as "
                    f"\"free\" (Go 1.19 runtime/mgc.go; the collector's MemStats.Mark*Ns over the "
                    f"cycles completed in the run): "
                    f"**{'met' if gw <= GOAL_MARK_CPU else 'not met'}** ({gw:.1%} worst; median "
                    f"{gm:.1%}" + (f"; idle-CPU marking besides: {idl:.1%}" if idl is not None else "")
-                   + ")")
+                   + go_acct + ")")
     return out
 
 
@@ -561,7 +592,10 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
             "(`MemStats.MarkBackgroundNs + MarkCycleAssistNs` over `MarkWallNs` x CPUs): the "
             "background worker within its 25% share plus assists, as Go 1.19 counts GC CPU; "
             "'idle-CPU marking': the worker's marking beyond its share on a CPU no mutator "
-            "wanted (`MarkIdleNs`), which Go leaves out as free. See "
+            "wanted (`MarkIdleNs`), which Go leaves out as free. For Go the same two figures "
+            "come from its own `GODEBUG=gctrace=1` lines (set for its gc_latency runs only): "
+            "over the cycles that began after the heap was built, (assist + background mark "
+            "CPU) / (concurrent mark wall time x GOMAXPROCS), and idle mark CPU / the same. See "
             "[`gc_latency.cpp`](../gc/gc_latency.cpp).")
         md.append("")
     md += ["## What the pause figures mean", ""]
@@ -713,8 +747,16 @@ def main():
 
         def attempt(rt, rnd, warmup):
             exe = exes[rt][prog]
+            # Go's gc_latency prints its gctrace (one line a cycle, after the
+            # cycle): its own accounting of the mark phases' CPU, the figure
+            # goalloc's gc_latency takes from MemStats.Mark*Ns.
+            go_trace = rt == "go" and prog == "gc_latency"
             try:
-                r = run_once(exe, pargs, args.timeout)
+                r = run_once(exe, pargs, args.timeout, {"GODEBUG": "gctrace=1"} if go_trace else None)
+                if go_trace:
+                    acct = go_mark_accounting(r["stderr"], float(r["stats"].get("build_s", 0)))
+                    if acct is not None:
+                        r["stats"]["mark_go_cpu_fraction"], r["stats"]["mark_idle_cpu_fraction"] = acct
                 if prog == "binary_trees" and r["stdout"] != bt_expected:
                     raise RunError(f"{exe} {' '.join(pargs)}: standard output differs from the "
                                    f"Benchmarks Game's lines:\n--- expected\n{bt_expected}"
@@ -730,6 +772,7 @@ def main():
                 failures.append(str(e))
                 log(f"    FAILED: {e}")
                 return None
+            r.pop("stderr", None)
             r.update(program=prog, runtime=rt, round=rnd, warmup=warmup, args=pargs)
             if prog != "gcbench":
                 r["stdout"] = r["stdout"][-2000:]
