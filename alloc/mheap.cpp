@@ -78,8 +78,19 @@ bool MHeap::new_arenas_locked(std::size_t bytes) {
 
 std::atomic<void (*)(std::uintptr_t, std::size_t)> heap_grow_hook{nullptr};
 
-static void note_grown(std::uintptr_t base, std::size_t bytes) {
+static void note_grown(std::uintptr_t base, std::size_t bytes, bool hugepages) {
+    if (hugepages) sys::hugepage(reinterpret_cast<void*>(base), bytes);
     if (auto* h = heap_grow_hook.load(std::memory_order_acquire)) h(base, bytes);
+}
+
+void MHeap::enable_hugepages() {
+    LockGuard g(lock);
+    if (hugepages) return;
+    hugepages = true;
+    for (std::size_t i = 0; i < pages.narenas(); i++) {
+        HeapArena* a = pages.arena(i);
+        sys::hugepage(reinterpret_cast<void*>(a->base), std::size_t{a->mappedPages} * kPageSize);
+    }
 }
 
 bool MHeap::grow_locked(std::size_t npages) {
@@ -92,7 +103,7 @@ bool MHeap::grow_locked(std::size_t npages) {
         if (cur_end > cur_base) {
             if (sys::map(reinterpret_cast<void*>(cur_base), cur_end - cur_base)) {
                 pages.grow(cur_base, (cur_end - cur_base) / kPageSize);
-                note_grown(cur_base, cur_end - cur_base);
+                note_grown(cur_base, cur_end - cur_base, hugepages);
             }
             cur_base = cur_end;
             return true;  // progress: the caller retries, and grows again if needed
@@ -102,7 +113,7 @@ bool MHeap::grow_locked(std::size_t npages) {
     }
     if (!sys::map(reinterpret_cast<void*>(cur_base), ask)) return false;
     pages.grow(cur_base, ask / kPageSize);
-    note_grown(cur_base, ask);
+    note_grown(cur_base, ask, hugepages);
     cur_base += ask;
     return true;
 }

@@ -99,8 +99,14 @@ struct MHeap {
     void free_span_locked(MSpan* s);
     // Release every free Ready page to the OS. Returns bytes released.
     std::size_t scavenge_all();
+    // From now on, ask the OS for transparent huge pages for the heap: for
+    // what is mapped already and for every growth (sys::hugepage). The
+    // collector turns this on when it starts (GOALLOC_GC_HUGEPAGES); a
+    // malloc-only process keeps 4 KiB pages, as glibc and jemalloc do.
+    void enable_hugepages();
 
 private:
+    bool hugepages = false;                 // lock
     bool grow_locked(std::size_t npages);
     bool new_arenas_locked(std::size_t bytes);
 };

@@ -80,6 +80,16 @@ void populate(void* v, std::size_t n) {
     errno = saved;
 }
 
+void hugepage(void* v, std::size_t n) {
+    constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;  // x86-64 PMD size
+    std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(v) + kHuge - 1) & ~(kHuge - 1);
+    std::uintptr_t e = (reinterpret_cast<std::uintptr_t>(v) + n) & ~(kHuge - 1);
+    if (b >= e) return;
+    int saved = errno;
+    madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+    errno = saved;
+}
+
 void unused(void* v, std::size_t n) {
     int saved = errno;
     madvise(v, n, MADV_DONTNEED);

@@ -41,6 +41,10 @@ void used(void* v, std::size_t n);
 // Fault in the pages of [v, v+n) now (mapped memory about to be used), in one
 // call instead of one fault per page; best effort (no-op where unsupported).
 void populate(void* v, std::size_t n);
+// Ask for transparent huge pages for the whole huge pages inside [v, v+n)
+// (madvise(MADV_HUGEPAGE), as Go 1.19's sysHugePage); best effort: the
+// system's THP setting decides ("never" ignores it).
+void hugepage(void* v, std::size_t n);
 // Ready -> Prepared: the physical pages go back to the OS and read as zero later.
 void unused(void* v, std::size_t n);
 // Any heap state -> None. `prepared` and `ready` say how much of [v, v+n) was in each state.

@@ -5,6 +5,9 @@
 //                            2 MB live; prints "numgc <NumGC> forced <NumForcedGC>"
 //   gc_test_child cycles_ranges N   the same with a root range registered
 //                            (add_roots), which makes mark start stop the world
+//   gc_test_child vmflags    allocates 8 MB of collected objects and prints
+//                            "vmflags <VmFlags of /proc/self/smaps>" for the
+//                            mapping that holds the last one
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -134,6 +137,30 @@ int Hide() {
     return 0;
 }
 
+// The kernel's flags for the mapping holding address a ("hg": MADV_HUGEPAGE).
+int VmFlags() {
+    Node* last = nullptr;
+    for (std::size_t done = 0; done < (8u << 20); done += sizeof(Node)) last = gc::make<Node>();
+    auto a = reinterpret_cast<std::uintptr_t>(last);
+    std::FILE* f = std::fopen("/proc/self/smaps", "r");
+    if (f == nullptr) return 3;
+    char line[512];
+    bool inside = false;
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+        unsigned long lo, hi;
+        if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && std::strchr(line, '-') < std::strchr(line, ' ')) {
+            inside = a >= lo && a < hi;
+        } else if (inside && std::strncmp(line, "VmFlags:", 8) == 0) {
+            std::printf("vmflags%s", line + 8);
+            std::fclose(f);
+            return 0;
+        }
+    }
+    std::fclose(f);
+    std::printf("no mapping found for %p\n", static_cast<void*>(last));
+    return 4;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -145,6 +172,7 @@ int main(int argc, char** argv) {
         return Cycles(std::atoi(argv[2]));
     }
     if (mode == "hide") return Hide();
+    if (mode == "vmflags") return VmFlags();
     std::fprintf(stderr, "usage: gc_test_child cycles N | hide\n");
     return 2;
 }
