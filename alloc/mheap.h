@@ -101,7 +101,7 @@ struct MHeap {
     std::size_t scavenge_all();
     // From now on, ask the OS for transparent huge pages for the heap: for
     // what is mapped already and for every growth (sys::hugepage). The
-    // collector turns this on when it starts (GOALLOC_GC_HUGEPAGES); a
+    // collector turns this on when it starts, if GOALLOC_GC_HUGEPAGES=1; a
     // malloc-only process keeps 4 KiB pages, as glibc and jemalloc do.
     void enable_hugepages();
 

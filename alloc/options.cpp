@@ -136,7 +136,7 @@ const Options& options() {
         }
         g_options.gcidlemark = int_option("GOALLOC_GC_IDLE_MARK", 1) != 0;
         g_options.gcprefault = int_option("GOALLOC_GC_PREFAULT", 0) != 0;
-        g_options.gchugepages = int_option("GOALLOC_GC_HUGEPAGES", 1) != 0;
+        g_options.gchugepages = int_option("GOALLOC_GC_HUGEPAGES", 0) != 0;
         g_options.gcbgsweep = int_option("GOALLOC_GC_BG_SWEEP", 1) != 0;
         g_options.gcpoison = int_option("GOALLOC_GC_POISON", -1 + 0);
         if (g_options.gcpoison < 0) g_options.gcpoison = GOALLOC_DEBUG_LEVEL >= 2 ? 1 : 0;

@@ -983,11 +983,12 @@ static void collector_init() {
     gc_percent.store(o.gogc, std::memory_order_relaxed);
     mem_limit.store(o.memlimit, std::memory_order_relaxed);
     compute_goal();
-    // Transparent huge pages for the heap (GOALLOC_GC_HUGEPAGES): marking
+    // Transparent huge pages for the heap (GOALLOC_GC_HUGEPAGES=1): marking
     // chases pointers across the whole heap, and with 4 KiB pages nearly
     // every object it visits on a large heap also misses the TLB (a
-    // two-dimensional page walk under virtualisation). gc_latency (3 GB
-    // heap): marking ~30% faster, assists a fraction of what they were.
+    // two-dimensional page walk under virtualisation): gc_latency's marks
+    // 10-40% shorter. Off by default: a 2 MiB fault holds up a stop
+    // (gc/README.md, "Fresh memory").
     if (o.gchugepages) mheap.enable_hugepages();
     mark_warm();
     {

@@ -159,8 +159,8 @@ TEST(GcDiag, CheckmarkCatchesUnmarkedReachableObject) {
 
 }  // namespace
 
-// GOALLOC_GC_HUGEPAGES (default 1): once the collector runs, the heap's
-// mappings carry MADV_HUGEPAGE (VmFlags "hg"); with 0 they do not.
+// GOALLOC_GC_HUGEPAGES=1: once the collector runs, the heap's mappings carry
+// MADV_HUGEPAGE (VmFlags "hg"); by default (0) they do not.
 bool HasFlag(const std::string& out, const std::string& flag) {
     std::istringstream in(out.substr(out.find("vmflags") == 0 ? 7 : 0));
     std::string f;
@@ -169,16 +169,15 @@ bool HasFlag(const std::string& out, const std::string& flag) {
     return false;
 }
 
-TEST(GcDiag, HeapAsksForHugePagesUnlessTurnedOff) {
+TEST(GcDiag, HeapAsksForHugePagesOnlyWhenTurnedOn) {
     if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
         GTEST_SKIP() << "no transparent huge pages in this kernel";
-    ChildResult on = RunChild({GC_TEST_CHILD, "vmflags"}, {}, {"GOALLOC_GC_HUGEPAGES"});
+    ChildResult on = RunChild({GC_TEST_CHILD, "vmflags"}, {"GOALLOC_GC_HUGEPAGES=1"}, {"GOALLOC_GC_HUGEPAGES"});
     ASSERT_TRUE(on.exited && on.status == 0) << Describe(on);
     ASSERT_EQ(on.out.rfind("vmflags", 0), 0u) << on.out;
     EXPECT_TRUE(HasFlag(on.out, "hg")) << "heap mapping without MADV_HUGEPAGE: " << on.out;
-    ChildResult off = RunChild({GC_TEST_CHILD, "vmflags"}, {"GOALLOC_GC_HUGEPAGES=0"}, {"GOALLOC_GC_HUGEPAGES"});
+    ChildResult off = RunChild({GC_TEST_CHILD, "vmflags"}, {}, {"GOALLOC_GC_HUGEPAGES"});
     ASSERT_TRUE(off.exited && off.status == 0) << Describe(off);
     ASSERT_EQ(off.out.rfind("vmflags", 0), 0u) << off.out;
-    EXPECT_FALSE(HasFlag(off.out, "hg")) << "MADV_HUGEPAGE despite GOALLOC_GC_HUGEPAGES=0: " << off.out;
+    EXPECT_FALSE(HasFlag(off.out, "hg")) << "MADV_HUGEPAGE by default: " << off.out;
 }
-
