@@ -274,7 +274,8 @@ GA_NO_TSAN static void prefetch_shade_batch(const std::uintptr_t* v, unsigned n)
         if (s == nullptr || v[i] - s->base >= s->limit - s->base) continue;
         std::uint32_t wi = s->index_of(v[i]) >> 6;
         if (!kPrecise || GOALLOC_DEBUG_LEVEL >= 1) __builtin_prefetch(__atomic_load_n(&s->allocBits, __ATOMIC_RELAXED) + wi);
-        __builtin_prefetch(__atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED) + wi);
+        // (A malloc span has no gcmarkBits.)
+        if (std::atomic<std::uint64_t>* mb = __atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED)) __builtin_prefetch(mb + wi);
     }
 }
 
