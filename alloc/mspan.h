@@ -141,12 +141,10 @@ struct alignas(64) MSpan {
 
     // --- any thread (atomic RMW); its own cache line, away from the holder's fields ---
     alignas(64) std::atomic<std::uint32_t> remoteCount{0};
-    // (collected spans only: written by the holder / the collector)
-    std::atomic<std::uint8_t> specials{0};      // has finalizers (gc finalizer lock)
+    std::atomic<std::uint8_t> specials{0};  // collected spans: has finalizers (gc finalizer lock)
     std::atomic<std::uint64_t>* remoteBits = nullptr;  // set by init: remoteInline or in the block
-    // The span's bitmap block (set by init; goes back with the record).
-    void* bitBlock = nullptr;
-    std::uint64_t* checkmarkBits = nullptr;      // collected spans: checkmark mode, world stopped only
+    void* bitBlock = nullptr;  // the span's bitmap block (set by init; goes back with the record)
+    std::uint64_t* checkmarkBits = nullptr;  // collected spans: checkmark mode, world stopped only
     // remoteBits of spans with at most kInlineRemoteWords words: on the line
     // of remoteCount, which a remote freer has just taken, so the free's
     // second RMW costs no second line.
@@ -157,7 +155,8 @@ struct alignas(64) MSpan {
     // class sizeclass with `reserve` bytes kept back.
     static std::uint32_t bitmap_words(std::uint32_t npages, int sizeclass, std::size_t reserve = 0);
     // Bytes of the bitmap block of a span of this kind with nwords words per
-    // bitmap, and the alignment it needs.
+    // bitmap (malloc spans' blocks are whole cache lines and must be
+    // line-aligned; collected spans' need 8-byte alignment).
     static constexpr std::size_t bitmap_block_bytes(SpanKind k, std::uint32_t nwords) {
         std::size_t n = std::size_t{nwords} * 8, line = (n + 63) & ~std::size_t{63};
         bool remote_here = nwords > kInlineRemoteWords;
@@ -165,10 +164,10 @@ struct alignas(64) MSpan {
     }
     // Set up a fresh span (caller: mheap under its lock). `reserve` bytes at
     // the end of the span are not used for objects (a collected span's
-    // heapBits). `bits`: the span's bitmap block (bitmap_block_bytes, zeroed
+    // heapBits). `block`: the span's bitmap block (bitmap_block_bytes, zeroed
     // or not).
     void init(std::uintptr_t base, std::uint32_t npages, int sizeclass, SpanKind kind, std::size_t reserve,
-              void* bits);
+              void* block);
 
     std::uint32_t index_of(std::uintptr_t p) const {
         return static_cast<std::uint32_t>(((p - base) * divMul) >> 32);
