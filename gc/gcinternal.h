@@ -250,6 +250,20 @@ GA_INLINE std::uintptr_t find_object_at(std::uintptr_t p, MSpan** sp, std::uint3
     // hint: a span in use that p may fall in (the span of the object being
     // scanned: a tree's nodes often sit beside their children), which saves
     // the span table lookup.
+    if (kPrecise && hint != nullptr && p - hint->base < hint->limit - hint->base) {
+        // p is in the span of the object being scanned: a collected span in
+        // use (it holds a grey object), and below its limit, so below its
+        // nelems-th object. Nothing more to check (binary_trees 19, ten
+        // interleaved pairs: ~1.5% faster, 8 of 10).
+        std::uint32_t idx = hint->index_of(p);
+        if (GOALLOC_DEBUG_LEVEL >= 1) {
+            std::atomic<std::uint64_t>* ab = __atomic_load_n(&hint->allocBits, __ATOMIC_ACQUIRE);
+            if (!((ab[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1)) return 0;
+        }
+        *sp = hint;
+        *idxp = idx;
+        return hint->object_base(idx);
+    }
     MSpan* s = hint != nullptr && p - hint->base < hint->limit - hint->base ? hint : span_of(p);
     if (s == nullptr) return 0;
     // A collected span is published by its first sweepgen store (release),
