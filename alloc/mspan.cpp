@@ -30,13 +30,12 @@ void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k, std::si
     nwords = static_cast<std::uint8_t>((nelems + 63) / 64);
     bitBlock = block;
     auto* bits = static_cast<std::atomic<std::uint64_t>*>(block);
+    allocBits = bits;
     bool remote_inline = nwords <= kInlineRemoteWords;
     if (k == SpanKind::Collected) {
-        allocBits = bits;
         gcmarkBits = bits + nwords;
         remoteBits = remote_inline ? remoteInline : bits + 2 * nwords;
     } else {
-        allocBits = bits;
         gcmarkBits = nullptr;
         remoteBits = remote_inline ? remoteInline : bits + ((nwords + 7) & ~7u);  // the next cache line
     }
