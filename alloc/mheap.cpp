@@ -76,21 +76,34 @@ bool MHeap::new_arenas_locked(std::size_t bytes) {
     return true;
 }
 
-std::atomic<void (*)(std::uintptr_t, std::size_t)> heap_grow_hook{nullptr};
+std::atomic<void (*)(std::uintptr_t, std::size_t, bool)> heap_grow_hook{nullptr};
 
-static void note_grown(std::uintptr_t base, std::size_t bytes, bool hugepages) {
-    if (hugepages) sys::hugepage(reinterpret_cast<void*>(base), bytes);
-    if (auto* h = heap_grow_hook.load(std::memory_order_acquire)) h(base, bytes);
+void MHeap::note_grown(std::uintptr_t base, std::size_t bytes) {
+    GA_ASSERT_LOCK_HELD(lock);
+    mapped_bytes += bytes;
+    if (!hugepages && mapped_bytes >= hugepages_from) enable_hugepages_locked();  // covers this range too
+    else if (hugepages) sys::hugepage(reinterpret_cast<void*>(base), bytes);
+    if (auto* h = heap_grow_hook.load(std::memory_order_acquire)) h(base, bytes, hugepages);
 }
 
-void MHeap::enable_hugepages() {
-    LockGuard g(lock);
-    if (hugepages) return;
+void MHeap::enable_hugepages_locked() {
+    GA_ASSERT_LOCK_HELD(lock);
     hugepages = true;
     for (std::size_t i = 0; i < pages.narenas(); i++) {
         HeapArena* a = pages.arena(i);
         sys::hugepage(reinterpret_cast<void*>(a->base), std::size_t{a->mappedPages} * kPageSize);
     }
+}
+
+void MHeap::set_hugepages_from(std::size_t from_bytes) {
+    LockGuard g(lock);
+    hugepages_from = from_bytes;
+    if (!hugepages && mapped_bytes >= hugepages_from) enable_hugepages_locked();
+}
+
+bool MHeap::hugepages_on() {
+    LockGuard g(lock);
+    return hugepages;
 }
 
 bool MHeap::grow_locked(std::size_t npages) {
@@ -103,7 +116,7 @@ bool MHeap::grow_locked(std::size_t npages) {
         if (cur_end > cur_base) {
             if (sys::map(reinterpret_cast<void*>(cur_base), cur_end - cur_base)) {
                 pages.grow(cur_base, (cur_end - cur_base) / kPageSize);
-                note_grown(cur_base, cur_end - cur_base, hugepages);
+                note_grown(cur_base, cur_end - cur_base);
             }
             cur_base = cur_end;
             return true;  // progress: the caller retries, and grows again if needed
@@ -113,7 +126,7 @@ bool MHeap::grow_locked(std::size_t npages) {
     }
     if (!sys::map(reinterpret_cast<void*>(cur_base), ask)) return false;
     pages.grow(cur_base, ask / kPageSize);
-    note_grown(cur_base, ask, hugepages);
+    note_grown(cur_base, ask);
     cur_base += ask;
     return true;
 }

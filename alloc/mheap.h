@@ -99,14 +99,20 @@ struct MHeap {
     void free_span_locked(MSpan* s);
     // Release every free Ready page to the OS. Returns bytes released.
     std::size_t scavenge_all();
-    // From now on, ask the OS for transparent huge pages for the heap: for
-    // what is mapped already and for every growth (sys::hugepage). The
-    // collector turns this on when it starts, if GOALLOC_GC_HUGEPAGES=1; a
+    // Ask the OS for transparent huge pages for the heap (sys::hugepage) once
+    // it has mapped `from_bytes` (0: now): for what is mapped by then and for
+    // every growth after. The collector sets this when it starts
+    // (GOALLOC_GC_HUGEPAGES: on, or auto from kHugePagesAutoBytes); a
     // malloc-only process keeps 4 KiB pages, as glibc and jemalloc do.
-    void enable_hugepages();
+    void set_hugepages_from(std::size_t from_bytes);
+    bool hugepages_on();
 
 private:
     bool hugepages = false;                 // lock
+    std::size_t hugepages_from = SIZE_MAX;  // lock
+    std::size_t mapped_bytes = 0;           // lock: bytes of arena mapped (Prepared or Ready)
+    void enable_hugepages_locked();
+    void note_grown(std::uintptr_t base, std::size_t bytes);
     bool grow_locked(std::size_t npages);
     bool new_arenas_locked(std::size_t bytes);
 };
@@ -114,10 +120,12 @@ private:
 extern MHeap mheap;
 
 // Called (under mheap.lock: it must only record and wake, never block) with
-// each range the heap maps as it grows. The collector sets it to fault the
-// pages in from a background thread (gc/collector.cpp) before the allocating
-// threads touch them one page fault at a time.
-extern std::atomic<void (*)(std::uintptr_t base, std::size_t bytes)> heap_grow_hook;
+// each range the heap maps as it grows, and whether it asked for huge pages
+// for it. The collector sets it to have the range faulted in before the
+// allocating threads touch it one page fault at a time (gc/collector.cpp):
+// by a background thread, or, with huge pages, by the growing thread itself
+// outside the lock.
+extern std::atomic<void (*)(std::uintptr_t base, std::size_t bytes, bool huge)> heap_grow_hook;
 
 // One-time initialisation of the process-wide heap (idempotent, thread-safe).
 void heap_init();

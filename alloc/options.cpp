@@ -136,7 +136,11 @@ const Options& options() {
         }
         g_options.gcidlemark = int_option("GOALLOC_GC_IDLE_MARK", 1) != 0;
         g_options.gcprefault = int_option("GOALLOC_GC_PREFAULT", 0) != 0;
-        g_options.gchugepages = int_option("GOALLOC_GC_HUGEPAGES", 0) != 0;
+        if (const char* v = env("GOALLOC_GC_HUGEPAGES")) {
+            if (std::strcmp(v, "auto") == 0) g_options.gchugepages = -1;
+            else if (std::strcmp(v, "0") == 0 || std::strcmp(v, "1") == 0) g_options.gchugepages = v[0] - '0';
+            else bad_value("GOALLOC_GC_HUGEPAGES", v, "want 0, 1 or auto");
+        }
         g_options.gcbgsweep = int_option("GOALLOC_GC_BG_SWEEP", 1) != 0;
         g_options.gcpoison = int_option("GOALLOC_GC_POISON", -1 + 0);
         if (g_options.gcpoison < 0) g_options.gcpoison = GOALLOC_DEBUG_LEVEL >= 2 ? 1 : 0;

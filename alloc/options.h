@@ -28,8 +28,9 @@ struct Options {
                                               // sweep and sweep termination do it all; a diagnostic)
     int gcprefault = 0;                       // GOALLOC_GC_PREFAULT: 1 = a background thread faults in
                                               // the pages of each heap growth before first use
-    int gchugepages = 0;                      // GOALLOC_GC_HUGEPAGES: 1 = once the collector starts, the
-                                              // heap's memory asks for transparent huge pages
+    int gchugepages = -1;                     // GOALLOC_GC_HUGEPAGES: 1 = once the collector starts, the
+                                              // heap's memory asks for transparent huge pages; 0 = never;
+                                              // auto (-1, default) = once the heap has mapped 256 MiB
     int gcpoison = -1;                        // GOALLOC_GC_POISON: 1 = fill swept objects with 0xdb
                                               // (-1: on at GOALLOC_DEBUG_LEVEL >= 2)
 };

@@ -53,6 +53,9 @@ inline constexpr std::uint32_t kPhaseOff = 0;
 inline constexpr std::uint32_t kPhaseMark = 1;
 
 inline constexpr std::size_t kTinySize = 16;
+// GOALLOC_GC_HUGEPAGES=auto: huge pages once the heap has mapped this much
+// (collector.cpp, collector_init).
+inline constexpr std::size_t kHugePagesAutoBytes = std::size_t{256} << 20;
 inline constexpr std::uint8_t kSpanOobHeapBits = 1;  // MSpan::gcflags: heapBits is ga_calloc'd
 inline constexpr std::uint8_t kSpanBlackCache = 2;
 // A large object of a precise type (make_array of Ptr<> or of structs with
@@ -162,6 +165,10 @@ struct GcThread {
     std::uintptr_t* ck_copy = nullptr;
     std::size_t ck_words = 0;
     bool exiting = false;
+    // A heap growth this thread made with huge pages on, to fault in outside
+    // mheap.lock as a blocking call (heap.cpp, populate_growth; owner only).
+    std::uintptr_t populate_base = 0;
+    std::size_t populate_bytes = 0;
     GcThread* next = nullptr;  // registry (threads lock)
     GcThread* prev = nullptr;
 };

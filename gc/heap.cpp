@@ -28,6 +28,7 @@
 #include <new>
 
 #include "gcinternal.h"
+#include "sys.h"
 
 namespace goalloc::gc {
 
@@ -419,6 +420,21 @@ static void heap_grew(GcThread* t, std::uint64_t bytes) {
     else sweep_credit();
 }
 
+// With huge pages (GOALLOC_GC_HUGEPAGES), a thread that grew the heap faults
+// the new range in before it uses it (collector.cpp, on_heap_grow_self), as
+// a blocking call: a first touch would fault each 2 MiB page in — zeroing it,
+// ~100-250 us here — and a stop of the world cannot interrupt a fault, so it
+// would wait; a Blocked thread is claimed instead, and its stack (this frame
+// up) scanned as it is. Called outside nosuspend regions.
+static void populate_fn(void* arg) {
+    GcThread* t = static_cast<GcThread*>(arg);
+    sys::populate(reinterpret_cast<void*>(t->populate_base), t->populate_bytes);
+}
+static GA_NOINLINE void populate_growth(GcThread* t) {
+    blocking_call(populate_fn, t);
+    t->populate_bytes = 0;
+}
+
 static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo* ti, std::size_t count) {
     bool noscan = ti->kind == detail::kLayoutNoscan;
     // Heap bits cover every word of the span (128 bytes a page), in its tail.
@@ -460,6 +476,7 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
     }
     void* p = reinterpret_cast<void*>(s->base);
     nosuspend_exit();
+    if (t->populate_bytes != 0) populate_growth(t);
     heap_grew(t, s->elemsize);
     return p;
 }
@@ -560,6 +577,7 @@ static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t c
         }
         std::uint64_t got = refill(t, spc);
         nosuspend_exit();
+        if (GA_UNLIKELY(t->populate_bytes != 0)) populate_growth(t);
         if (got == 0) return nullptr;
         if (got > 1) {
             heap_grew(t, got);

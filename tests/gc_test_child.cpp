@@ -5,9 +5,13 @@
 //                            2 MB live; prints "numgc <NumGC> forced <NumForcedGC>"
 //   gc_test_child cycles_ranges N   the same with a root range registered
 //                            (add_roots), which makes mark start stop the world
-//   gc_test_child vmflags    allocates 8 MB of collected objects and prints
+//   gc_test_child vmflags [M]  allocates M MiB (default 0) of large pointer-free
+//                            objects, kept, then 8 MB of small ones, and prints
 //                            "vmflags <VmFlags of /proc/self/smaps>" for the
 //                            mapping that holds the last one
+//   gc_test_child resident   allocates two 16 MiB pointer-free objects and,
+//                            before touching the second, prints "resident R of
+//                            N": how many of its pages are in memory (mincore)
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -20,6 +24,10 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace {
 
@@ -138,7 +146,9 @@ int Hide() {
 }
 
 // The kernel's flags for the mapping holding address a ("hg": MADV_HUGEPAGE).
-int VmFlags() {
+int VmFlags(int large_mb) {
+    static gc::Root<char> keep[1024];
+    for (int i = 0; i < large_mb && i < 1024; i++) keep[i] = static_cast<char*>(gc::alloc(1 << 20, false));
     Node* last = nullptr;
     for (std::size_t done = 0; done < (8u << 20); done += sizeof(Node)) last = gc::make<Node>();
     auto a = reinterpret_cast<std::uintptr_t>(last);
@@ -161,6 +171,30 @@ int VmFlags() {
     return 4;
 }
 
+// Pages of a fresh large object already in memory before the program
+// touches it (alloc_large writes nothing into fresh pointer-free memory).
+// The second of two: the first may begin in free pages of a growth made
+// before this thread registered (the collector's start), which nobody
+// faulted in; the second lies in growths this thread made.
+int Resident() {
+    constexpr std::size_t kBytes = std::size_t{16} << 20;
+    static gc::Root<unsigned char> first;
+    first = static_cast<unsigned char*>(gc::alloc(kBytes, false));
+    auto* p = static_cast<unsigned char*>(gc::alloc(kBytes, false));
+    long pg = sysconf(_SC_PAGESIZE);
+    auto lo = reinterpret_cast<std::uintptr_t>(p) & ~static_cast<std::uintptr_t>(pg - 1);
+    std::size_t n = (reinterpret_cast<std::uintptr_t>(p) + kBytes - lo + pg - 1) / pg;
+    std::vector<unsigned char> vec(n);
+    if (mincore(reinterpret_cast<void*>(lo), n * pg, vec.data()) != 0) {
+        std::perror("mincore");
+        return 3;
+    }
+    std::size_t r = 0;
+    for (unsigned char v : vec) r += v & 1;
+    std::printf("resident %zu of %zu\n", r, n);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,7 +206,8 @@ int main(int argc, char** argv) {
         return Cycles(std::atoi(argv[2]));
     }
     if (mode == "hide") return Hide();
-    if (mode == "vmflags") return VmFlags();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | hide\n");
+    if (mode == "vmflags") return VmFlags(argc > 2 ? std::atoi(argv[2]) : 0);
+    if (mode == "resident") return Resident();
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M] | resident\n");
     return 2;
 }

@@ -159,8 +159,9 @@ TEST(GcDiag, CheckmarkCatchesUnmarkedReachableObject) {
 
 }  // namespace
 
-// GOALLOC_GC_HUGEPAGES=1: once the collector runs, the heap's mappings carry
-// MADV_HUGEPAGE (VmFlags "hg"); by default (0) they do not.
+// GOALLOC_GC_HUGEPAGES: once the collector runs, the heap's mappings carry
+// MADV_HUGEPAGE (VmFlags "hg") with 1; never with 0; by default (auto) only
+// once the heap has mapped 256 MiB.
 bool HasFlag(const std::string& out, const std::string& flag) {
     std::istringstream in(out.substr(out.find("vmflags") == 0 ? 7 : 0));
     std::string f;
@@ -169,15 +170,44 @@ bool HasFlag(const std::string& out, const std::string& flag) {
     return false;
 }
 
-TEST(GcDiag, HeapAsksForHugePagesOnlyWhenTurnedOn) {
+TEST(GcDiag, HeapAsksForHugePagesWhenOnOrOnceLarge) {
     if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
         GTEST_SKIP() << "no transparent huge pages in this kernel";
-    ChildResult on = RunChild({GC_TEST_CHILD, "vmflags"}, {"GOALLOC_GC_HUGEPAGES=1"}, {"GOALLOC_GC_HUGEPAGES"});
+    struct Case {
+        const char* setting;  // nullptr: unset (auto)
+        const char* large_mb;
+        bool want;
+    } cases[] = {
+        {"1", "0", true}, {"0", "0", false}, {nullptr, "0", false}, {"auto", "0", false},
+        {nullptr, "300", true}, {"0", "300", false},
+    };
+    for (const Case& c : cases) {
+        std::vector<std::string> env = {"GOGC=off"};  // the large objects stay mapped
+        if (c.setting != nullptr) env.push_back(std::string("GOALLOC_GC_HUGEPAGES=") + c.setting);
+        ChildResult r = RunChild({GC_TEST_CHILD, "vmflags", c.large_mb}, env, {"GOALLOC_GC_HUGEPAGES", "GOGC"});
+        std::string what = std::string("GOALLOC_GC_HUGEPAGES=") + (c.setting ? c.setting : "(unset)") + ", " +
+                           c.large_mb + " MiB of large objects";
+        ASSERT_TRUE(r.exited && r.status == 0) << what << ": " << Describe(r);
+        ASSERT_EQ(r.out.rfind("vmflags", 0), 0u) << what << ": " << r.out;
+        EXPECT_EQ(HasFlag(r.out, "hg"), c.want) << what << ": " << r.out;
+    }
+}
+
+// With huge pages, the thread that grows the heap faults the growth in
+// itself, as a blocking call, before it uses it (a first touch would fault a
+// 2 MiB page in while a stop of the world waits): a fresh large object is in
+// memory before the program writes to it. Without, its pages are faulted on
+// touch (none are in memory yet).
+TEST(GcDiag, HeapGrowthIsFaultedInByTheGrowingThreadWithHugePages) {
+    ChildResult on = RunChild({GC_TEST_CHILD, "resident"}, {"GOALLOC_GC_HUGEPAGES=1"},
+                              {"GOALLOC_GC_HUGEPAGES", "GOALLOC_GC_PREFAULT"});
     ASSERT_TRUE(on.exited && on.status == 0) << Describe(on);
-    ASSERT_EQ(on.out.rfind("vmflags", 0), 0u) << on.out;
-    EXPECT_TRUE(HasFlag(on.out, "hg")) << "heap mapping without MADV_HUGEPAGE: " << on.out;
-    ChildResult off = RunChild({GC_TEST_CHILD, "vmflags"}, {}, {"GOALLOC_GC_HUGEPAGES"});
+    std::size_t r = 0, n = 0;
+    ASSERT_EQ(std::sscanf(on.out.c_str(), "resident %zu of %zu", &r, &n), 2) << on.out;
+    EXPECT_EQ(r, n) << "with huge pages: " << on.out;
+    ChildResult off = RunChild({GC_TEST_CHILD, "resident"}, {"GOALLOC_GC_HUGEPAGES=0"},
+                               {"GOALLOC_GC_HUGEPAGES", "GOALLOC_GC_PREFAULT"});
     ASSERT_TRUE(off.exited && off.status == 0) << Describe(off);
-    ASSERT_EQ(off.out.rfind("vmflags", 0), 0u) << off.out;
-    EXPECT_FALSE(HasFlag(off.out, "hg")) << "MADV_HUGEPAGE by default: " << off.out;
+    ASSERT_EQ(std::sscanf(off.out.c_str(), "resident %zu of %zu", &r, &n), 2) << off.out;
+    EXPECT_LT(r, n / 2) << "4 KiB pages, faulted on touch: " << off.out;
 }
