@@ -1002,9 +1002,10 @@ static void collector_init() {
     // Transparent huge pages for the heap (GOALLOC_GC_HUGEPAGES): marking
     // chases pointers across the whole heap, and with 4 KiB pages nearly
     // every object it visits on a large heap also misses the TLB (a
-    // two-dimensional page walk under virtualisation, which does not overlap
-    // with other misses: ~85 ns a random access on a 1 GiB range, ~20 ns with
-    // huge pages). By default (auto) from kHugePagesAutoBytes mapped: a small
+    // two-dimensional page walk under virtualisation: a random access to a
+    // 1 GiB range took 24-86 ns here from run to run with 4 KiB pages, 15-17
+    // ns with huge pages; scripts/random_access.sh). By default (auto) from
+    // kHugePagesAutoBytes mapped: a small
     // heap fits the TLB's reach well enough (binary_trees' 70 MB: no
     // difference) and keeps 4 KiB granularity. gc/README.md, "Fresh memory".
     if (o.gchugepages == 1) mheap.set_hugepages_from(0);
