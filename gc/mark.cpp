@@ -3,7 +3,8 @@
 // Colours: an object is white (mark bit clear), grey (mark bit set, on a work
 // buffer), or black (mark bit set, scanned — or noscan, or allocated during
 // the mark phase). greyobject sets the bit with an atomic OR and queues the
-// object if it has pointers, so each object is queued at most once a cycle.
+// object if it has pointers; an object is queued once a cycle, or twice when
+// two markers shade it at the same instant (shade says why that is allowed).
 //
 // Work buffers (Go's gcWork/workbuf): a marker keeps one local buffer
 // (Gcw, on its own stack) and exchanges full/empty buffers with the global
@@ -192,7 +193,8 @@ static inline bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
         return true;
     }
     std::atomic<std::uint64_t>& mw = __atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED)[idx >> 6];
-    if (mw.load(std::memory_order_relaxed) & bit) return false;
+    std::uint64_t cur = mw.load(std::memory_order_relaxed);
+    if (cur & bit) return false;
     // Allocated black, mark bit still to come (heap.cpp, blacken_new). Only a
     // span with a black-allocation snapshot has such slots; a stale read of
     // the flag (snapshot just taken) only makes this marker mark and scan a
@@ -200,7 +202,15 @@ static inline bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
     if ((__atomic_load_n(&s->gcflags, __ATOMIC_RELAXED) & kSpanBlackCache) &&
         (s->remoteBits[idx >> 6].load(std::memory_order_relaxed) & bit))
         return false;
-    if (mw.fetch_or(bit, std::memory_order_relaxed) & bit) return false;
+    // A locked OR whose result is not used, not a test-and-set: fetch_or
+    // with its old bit tested compiles to `lock bts` with a register bit
+    // offset, the bit-string form, which is microcoded and cost ~15% of
+    // binary_trees' time (bench/results/ab.md). Two markers that both read
+    // the bit clear (cur) both queue the object: it is scanned twice
+    // (shading is idempotent) and counted twice in bytes_marked (the
+    // pacer's figure, off by an object on a race of a few instructions).
+    (void)cur;
+    mw.fetch_or(bit, std::memory_order_relaxed);
     w.bytes_marked += static_cast<std::int64_t>(s->elemsize);
     if (!(s->spanclass & 1)) w.put(obj);  // a scan span (noscan: class | 1, no heap bits)
     return true;
