@@ -101,11 +101,6 @@ void MHeap::set_hugepages_from(std::size_t from_bytes) {
     if (!hugepages && mapped_bytes >= hugepages_from) enable_hugepages_locked();
 }
 
-bool MHeap::hugepages_on() {
-    LockGuard g(lock);
-    return hugepages;
-}
-
 bool MHeap::grow_locked(std::size_t npages) {
     GA_ASSERT_LOCK_HELD(lock);
     if (npages > kMaxAlloc / kPageSize) return false;

@@ -105,7 +105,6 @@ struct MHeap {
     // (GOALLOC_GC_HUGEPAGES: on, or auto from kHugePagesAutoBytes); a
     // malloc-only process keeps 4 KiB pages, as glibc and jemalloc do.
     void set_hugepages_from(std::size_t from_bytes);
-    bool hugepages_on();
 
 private:
     bool hugepages = false;                 // lock

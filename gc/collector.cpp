@@ -1005,9 +1005,9 @@ static void collector_init() {
     // two-dimensional page walk under virtualisation: a random access to a
     // 1 GiB range took 29-67 ns here from run to run with 4 KiB pages, 17-25
     // ns with huge pages; scripts/random_access.sh). By default (auto) from
-    // kHugePagesAutoBytes mapped: a small
-    // heap fits the TLB's reach well enough (binary_trees' 70 MB: no
-    // difference) and keeps 4 KiB granularity. gc/README.md, "Fresh memory".
+    // kHugePagesAutoBytes mapped: a small heap fits the TLB's reach well
+    // enough (binary_trees' 70 MB: no difference) and keeps 4 KiB
+    // granularity. gc/README.md, "Fresh memory".
     if (o.gchugepages == 1) mheap.set_hugepages_from(0);
     else if (o.gchugepages < 0) mheap.set_hugepages_from(kHugePagesAutoBytes);
     mark_warm();

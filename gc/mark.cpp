@@ -204,7 +204,7 @@ static inline bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
         return false;
     // A locked OR whose result is not used, not a test-and-set: fetch_or
     // with its old bit tested compiles to `lock bts` with a register bit
-    // offset, the bit-string form, which is microcoded and cost ~15% of
+    // offset, the bit-string form, which is microcoded and cost ~12% of
     // binary_trees' time (bench/results/ab.md). Two markers that both read
     // the bit clear (cur) both queue the object: it is scanned twice
     // (shading is idempotent) and counted twice in bytes_marked (the
