@@ -111,6 +111,18 @@ static inline long long gcb_arg(const char* key, long long def, long long lo, lo
   return v;
 }
 
+/* A string parameter: its value as given, or def. */
+static inline const char* gcb_arg_str(const char* key, const char* def) {
+  const char* v = def;
+  for (int i = 0; i < gcb_args.n; i++) {
+    if (gcb_args.key_len[i] == strlen(key) && strncmp(gcb_args.key[i], key, gcb_args.key_len[i]) == 0) {
+      v = gcb_args.val[i];
+      gcb_args.used[i] = 1;
+    }
+  }
+  return v;
+}
+
 /* Call after every gcb_arg: dies on keys no one asked for (typos). */
 static inline void gcb_args_done(void) {
   for (int i = 0; i < gcb_args.n; i++)
