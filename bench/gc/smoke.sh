@@ -8,7 +8,9 @@
 #     2^(d+1) - 1 nodes);
 #   - gcbench's long-lived tree or array is not intact;
 #   - gc_latency (8 MiB live, 300000 replacements: ~75 MiB allocated) ran no
-#     collection cycle.
+#     collection cycle;
+#   - gc_mark (both shapes, 4 MiB live) prints no result line (it checks its
+#     heap after its collections itself).
 # When the Boehm flavours are built too, their binary_trees and gcbench output
 # must be the same as goalloc's. A few seconds.
 set -euo pipefail
@@ -51,6 +53,12 @@ cycles="$(sed -n 's/^gcstats cycles=\([0-9]*\) .*/\1/p' "$tmp/gc_latency.err")"
 ((cycles > 0)) || fail "gc_latency: no collection cycle ran (cycles=$cycles)"
 grep -q '^result: gc_latency ops=300000 ' "$tmp/gc_latency.out" ||
   { cat "$tmp/gc_latency.out" >&2; fail "gc_latency: no result line for 300000 operations"; }
+
+for shape in lists tree; do
+  run gc_mark "$shape" live_mb=4 rounds=2
+  grep -Eq "^result: gc_mark shape=$shape objects=[1-9][0-9]* mark_ns_per_object=[0-9.]+ " "$tmp/gc_mark.out" ||
+    { cat "$tmp/gc_mark.out" >&2; fail "gc_mark $shape: no result line"; }
+done
 
 if [[ -x "$dir/binary_trees_boehm" && -x "$dir/gcbench_boehm" ]]; then
   cp "$tmp/binary_trees.out" "$tmp/bt_goalloc.out"
