@@ -511,13 +511,23 @@ static GA_NOINLINE void* tiny_alloc(GcThread* t, std::size_t n) {
     return blk;
 }
 
+// Hand out the lowest free slot of entry e's word (c = e->cache != 0): drop it
+// from the cache and set its allocBits bit. While a span is cached only its
+// holder writes its allocBits, and the current word is always the complement
+// of `cache` (refill takes cache = ~allocBits[word]): the word is stored, not
+// read and OR-ed, so consecutive allocations do not wait on each other's
+// store through memory. Callers load everything they need from e first (the
+// stores could alias it).
+static GA_INLINE void claim_slot(AllocEntry* e, std::atomic<std::uint64_t>* ab, std::uint64_t c) {
+    GA_ASSERT(ab->load(std::memory_order_relaxed) == ~c);
+    std::uint64_t rest = c & (c - 1);
+    e->cache = rest;
+    ab->store(~rest, std::memory_order_relaxed);
+}
+
 // Take the next free slot of entry e (cache != 0; caller: nosuspend), set its
 // allocBits bit, and zero it if the span needs it and it is small (returns
-// whether a larger slot still needs zeroing in *zero). While a span is cached
-// only its holder writes its allocBits, and the current word is always the
-// complement of `cache` (refill takes cache = ~allocBits[word]): the word is
-// stored, not read and OR-ed, so consecutive allocations do not wait on each
-// other's store through memory.
+// whether a larger slot still needs zeroing in *zero).
 static GA_INLINE std::uintptr_t take_slot(AllocEntry* e, std::uint64_t c, bool* zero) {
     // (Every load before the first store: the stores could alias the entry.)
     std::atomic<std::uint64_t>* ab = e->abw;
@@ -525,10 +535,7 @@ static GA_INLINE std::uintptr_t take_slot(AllocEntry* e, std::uint64_t c, bool* 
     std::uintptr_t wbase = e->wbase;
     bool nz = e->needzero;
     unsigned b = static_cast<unsigned>(__builtin_ctzll(c));
-    GA_ASSERT(ab->load(std::memory_order_relaxed) == ~c);
-    std::uint64_t rest = c & (c - 1);
-    e->cache = rest;
-    ab->store(~rest, std::memory_order_relaxed);
+    claim_slot(e, ab, c);
     std::uintptr_t p = wbase + b * es;
     *zero = false;
     if (nz) {
@@ -781,10 +788,7 @@ void* alloc_one(std::size_t size, TypeInfo* ti) {
     std::uintptr_t p = e->wbase;
     bool zero = e->needzero;
     std::uint64_t b = static_cast<std::uint64_t>(__builtin_ctzll(c));
-    GA_ASSERT(ab->load(std::memory_order_relaxed) == ~c);
-    std::uint64_t rest = c & (c - 1);
-    e->cache = rest;
-    ab->store(~rest, std::memory_order_relaxed);
+    claim_slot(e, ab, c);
     p += b * es;
     if (zero && es == 16) {
         reinterpret_cast<std::uint64_t*>(p)[0] = 0;

@@ -209,7 +209,6 @@ static inline bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
     // the bit clear (cur) both queue the object: it is scanned twice
     // (shading is idempotent) and counted twice in bytes_marked (the
     // pacer's figure, off by an object on a race of a few instructions).
-    (void)cur;
     mw.fetch_or(bit, std::memory_order_relaxed);
     w.bytes_marked += static_cast<std::int64_t>(s->elemsize);
     if (!(s->spanclass & 1)) w.put(obj);  // a scan span (noscan: class | 1, no heap bits)
