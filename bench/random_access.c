@@ -8,8 +8,9 @@
  * one asking for huge pages with MADV_HUGEPAGE), touches every page, then
  * loads one word from each of ACCESSES random cache lines, prefetching the
  * line DISTANCE accesses ahead (as a marker's FIFO does), and prints per page
- * size the nanoseconds per access and the share of the range the kernel
- * backed with huge pages (AnonHugePages of /proc/self/smaps). Loads are
+ * size the nanoseconds per access, the share of the range the kernel backed
+ * with huge pages (AnonHugePages of /proc/self/smaps), and what the first
+ * touch of each 2 MiB cost (the page faults: median and longest). Loads are
  * independent: the core may overlap as many as it can track. Median of
  * five passes. Written by scripts/random_access.sh into
  * bench/results/random_access.md. Plain C, no goalloc code.
@@ -72,7 +73,18 @@ int main(int argc, char** argv) {
         }
         char* mem = (char*)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
         madvise(mem, n, want_huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-        for (size_t o = 0; o < n; o += 4096) mem[o] = 1;
+        /* First touch, timed per 2 MiB: what faulting the range in costs (a
+         * huge page is zeroed whole by one fault; 4 KiB pages take 512). */
+        double* ft = malloc((n / huge) * sizeof *ft);
+        if (ft == NULL) return 1;
+        for (size_t h = 0; h < n / huge; h++) {
+            double f0 = now_ns();
+            for (size_t o = h * huge; o < (h + 1) * huge; o += 4096) mem[o] = 1;
+            ft[h] = (now_ns() - f0) / 1e3;
+        }
+        qsort(ft, n / huge, sizeof ft[0], cmp);
+        double fmed = ft[n / huge / 2], fmax = ft[n / huge - 1];
+        free(ft);
         uint64_t x = 88172645463325252ull;
         for (size_t i = 0; i < m; i++) {
             x ^= x << 13;
@@ -92,9 +104,10 @@ int main(int argc, char** argv) {
         }
         qsort(t, 5, sizeof t[0], cmp);
         long hk = huge_kib((uintptr_t)mem, (uintptr_t)mem + n);
-        printf("%-10s %6.1f ns/access (min %.1f, max %.1f), %ld%% in huge pages (checksum %llu)\n",
+        printf("%-10s %6.1f ns/access (min %.1f, max %.1f), %ld%% in huge pages (checksum %llu); "
+               "first touch of 2 MiB: %.0f us median, %.0f us max\n",
                want_huge ? "huge" : "4k", t[2], t[0], t[4], hk < 0 ? -1 : (long)(hk * 100 / (long)(n >> 10)),
-               (unsigned long long)sum);
+               (unsigned long long)sum, fmed, fmax);
         munmap(raw, n + huge);
     }
     free(idx);
