@@ -220,14 +220,19 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
         }
     }
     if (t->assist_credit >= 0) return;
-    std::uint64_t t0 = nanotime();
+    // The time counted as assisting is the drains' (Go's gcAssistTime, taken
+    // around gcDrainN): not the yields below, nor a wait past the hard goal,
+    // in which the thread uses no CPU (Go parks the goroutine).
+    std::uint64_t spent = 0;
     int idle = 0;
     gcs.nassist.fetch_add(1, std::memory_order_relaxed);
     while (t->assist_credit < 0 && gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
         std::int64_t chunk = -t->assist_credit < (64 << 10) ? -t->assist_credit : (64 << 10);
+        std::uint64_t d0 = nanotime();
         nosuspend_enter();
         std::int64_t done = drain(chunk);
         nosuspend_exit();
+        spent += nanotime() - d0;
         t->assist_credit += done;
         if (done == 0) {
             // Nothing to scan right now (the worker holds it): do not spin.
@@ -248,7 +253,7 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
             blocking_wait(&gcs.cycles, n, 1000000);
         t->assist_credit = 0;  // forgiven
     }
-    gcs.assist_ns.fetch_add(nanotime() - t0, std::memory_order_relaxed);
+    gcs.assist_ns.fetch_add(spent, std::memory_order_relaxed);
 }
 
 // ---- roots: Root<T> nodes and root ranges ----
@@ -881,7 +886,7 @@ static void run_cycle(bool forced) {
         // unless it may use idle CPUs (GOALLOC_GC_IDLE_MARK=1) and some are.
         bool idle_cpus = options().gcidlemark && registered_threads() - 1 < ncpu();  // - the finalizer thread
         if (done != 0 && target < 1.0 && !idle_cpus && !stw_mark) {
-            // The share counts assists too (their wall time: an upper bound of their CPU time).
+            // The share counts assists too (their drains' wall time: an upper bound of their CPU time).
             std::uint64_t used = thread_cpu_ns() - cpu0 + (gcs.assist_ns.load(std::memory_order_relaxed) - assist0),
                           el = nanotime() - mark_start;
             double allowed = target * static_cast<double>(el);

@@ -12,12 +12,20 @@
 //   gc_test_child resident   allocates two 16 MiB pointer-free objects and,
 //                            before touching the second, prints "resident R of
 //                            N": how many of its pages are in memory (mincore)
+//   gc_test_child reclaim    after an automatic cycle that left 600 dead
+//                            spans under 600 live ones on the unswept lists
+//                            (run it with GOALLOC_GC_BG_SWEEP=0), allocates
+//                            one object of a size class with no span yet and
+//                            prints "reclaim freed B swept S unswept U": the
+//                            bytes the sweep freed and the spans it swept
+//                            for that allocation, and the spans still unswept
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
 //                            simulated collector bug that checkmark mode must
 //                            catch); prints "lost", "kept" or "inconclusive"
 #include "gc_testutil.h"
+#include "gcinternal.h"  // gcs: the sweep counters (reclaim)
 
 #include <atomic>
 #include <cstdio>
@@ -195,6 +203,52 @@ int Resident() {
     return 0;
 }
 
+// Go's mheap.reclaim: the heap's first span for a new size class is taken
+// from dead spans' pages, swept for it, however many live spans come first
+// on the unswept lists (binary_trees: its long-lived tree's spans).
+constexpr std::size_t kReclaimSpans = 600;
+constexpr std::size_t kNodesPerSpan = 8192 / sizeof(Node);
+
+__attribute__((noinline)) void MakeGarbage() {
+    for (std::size_t i = 0; i < kReclaimSpans * kNodesPerSpan; i++) gc::make<Node>();
+}
+
+int Reclaim() {
+    namespace gi = goalloc::gc;
+    gc::set_gc_percent(-1);
+    // Dead spans first, then live ones: full spans go onto their mcentral
+    // list as they fill, and the list is popped newest first.
+    MakeGarbage();
+    ScrubStack();
+    static gc::Root<Node> live;
+    for (std::size_t i = 0; i < kReclaimSpans * kNodesPerSpan; i++) {
+        Node* n = gc::make<Node>();
+        n->next = live.get();
+        live = n;
+    }
+    // An automatic cycle (a forced one sweeps everything before collect()
+    // returns), then no more.
+    const std::uint32_t c0 = gi::gcs.cycles.load(std::memory_order_acquire);
+    gc::set_gc_percent(100);
+    for (int ms = 0; gi::gcs.cycles.load(std::memory_order_acquire) == c0; ms++) {
+        if (ms > 20000) {
+            std::printf("no cycle started\n");
+            return 3;
+        }
+        usleep(1000);
+    }
+    gc::set_gc_percent(-1);
+    const std::int64_t un0 = gi::gcs.unswept.load(std::memory_order_relaxed);
+    const std::uint64_t freed0 = gi::gcs.freed_bytes.load(std::memory_order_relaxed);
+    static gc::Root<char> probe;
+    probe = static_cast<char*>(gc::alloc(2048, false));
+    const std::int64_t un1 = gi::gcs.unswept.load(std::memory_order_relaxed);
+    std::printf("reclaim freed %llu swept %lld unswept %lld\n",
+                static_cast<unsigned long long>(gi::gcs.freed_bytes.load(std::memory_order_relaxed) - freed0),
+                static_cast<long long>(un0 - un1), static_cast<long long>(un1));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -208,6 +262,7 @@ int main(int argc, char** argv) {
     if (mode == "hide") return Hide();
     if (mode == "vmflags") return VmFlags(argc > 2 ? std::atoi(argv[2]) : 0);
     if (mode == "resident") return Resident();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M] | resident\n");
+    if (mode == "reclaim") return Reclaim();
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M] | resident | reclaim\n");
     return 2;
 }

@@ -211,3 +211,21 @@ TEST(GcDiag, HeapGrowthIsFaultedInByTheGrowingThreadWithHugePages) {
     ASSERT_EQ(std::sscanf(off.out.c_str(), "resident %zu of %zu", &r, &n), 2) << off.out;
     EXPECT_LT(r, n / 2) << "4 KiB pages, faulted on touch: " << off.out;
 }
+
+// Go's mheap.reclaim: before the heap takes fresh pages for a span, the sweep
+// frees dead spans' pages. Here 600 live spans sit above 600 dead ones on the
+// unswept lists (the child's comment says how): the first span of a new size
+// class must still free a dead span's worth (a reclaim that gave up after a
+// few dozen live spans, as one did, let binary_trees' heap grow beside
+// megabytes of unswept garbage).
+TEST(GcDiag, NewSpanReclaimsDeadSpansBehindLiveOnes) {
+    ChildResult r = RunChild({GC_TEST_CHILD, "reclaim"}, {"GOALLOC_GC_BG_SWEEP=0"}, {"GOGC", "GOALLOC_GC_BG_SWEEP"});
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
+    unsigned long long freed = 0;
+    long long swept = 0, unswept = 0;
+    ASSERT_EQ(std::sscanf(r.out.c_str(), "reclaim freed %llu swept %lld unswept %lld", &freed, &swept, &unswept), 3)
+        << r.out;
+    EXPECT_GE(freed, 8000u) << r.out;  // a dead span: 341 24-byte objects
+    EXPECT_GT(swept, 600) << r.out;    // past the live spans
+    EXPECT_GT(unswept, 0) << r.out;    // and no further than it had to
+}

@@ -70,13 +70,15 @@ struct MemStats {
     // mark start's handshake — no stop; the longest one thread was held
     // scanning its own stack.
     std::uint64_t MaxPauseNs;
-    std::uint64_t MarkAssistNs;   // cumulative time allocating threads spent assisting
+    std::uint64_t MarkAssistNs;   // cumulative time allocating threads spent assisting (marking, as
+                                  // Go's gcAssistTime: not waiting past the hard goal)
     // Concurrent mark phases of completed cycles, cumulative (Go's
     // runtime/metrics /cpu/classes/gc/mark/*): their wall time; the background
     // worker's CPU time within its share (25% of the CPUs: Go's dedicated and
     // fractional workers); its CPU time beyond that, on CPUs no mutator
     // wanted (Go's idle workers, which Go leaves out of GCCPUFraction as
-    // "free"); and the assists of those cycles (wall time).
+    // "free"); and the assists of those cycles (the wall time of their
+    // marking, as MarkAssistNs).
     std::uint64_t MarkWallNs;
     std::uint64_t MarkBackgroundNs;
     std::uint64_t MarkIdleNs;
