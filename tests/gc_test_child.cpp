@@ -206,11 +206,11 @@ int Resident() {
 // Go's mheap.reclaim: the heap's first span for a new size class is taken
 // from dead spans' pages, swept for it, however many live spans come first
 // on the unswept lists (binary_trees: its long-lived tree's spans).
-constexpr std::size_t kReclaimSpans = 600;
+constexpr std::size_t kLiveDeadSpans = 600;  // of each
 constexpr std::size_t kNodesPerSpan = 8192 / sizeof(Node);
 
 __attribute__((noinline)) void MakeGarbage() {
-    for (std::size_t i = 0; i < kReclaimSpans * kNodesPerSpan; i++) gc::make<Node>();
+    for (std::size_t i = 0; i < kLiveDeadSpans * kNodesPerSpan; i++) gc::make<Node>();
 }
 
 int Reclaim() {
@@ -221,7 +221,7 @@ int Reclaim() {
     MakeGarbage();
     ScrubStack();
     static gc::Root<Node> live;
-    for (std::size_t i = 0; i < kReclaimSpans * kNodesPerSpan; i++) {
+    for (std::size_t i = 0; i < kLiveDeadSpans * kNodesPerSpan; i++) {
         Node* n = gc::make<Node>();
         n->next = live.get();
         live = n;
