@@ -1,6 +1,7 @@
 // fixalloc.h — Go's fixalloc: a free-list allocator of fixed-size metadata
 // objects (mspan, span bitmaps, mcache) carved from 256 KiB chunks obtained
-// with sys::alloc.
+// with sys::alloc, or from the owner's chunk source (the mheap's: huge-page
+// regions on a large collected heap, mheap.h).
 //
 // Not thread-safe: the owner's lock guards it (mheap.lock for spans, the
 // mcache registry lock for mcaches). Memory is never returned to the OS; freed
@@ -30,7 +31,7 @@ public:
             return l;
         }
         if (chunk_left_ < size_) {
-            void* c = sys::alloc(kChunk);
+            void* c = source_ != nullptr ? source_(kChunk) : sys::alloc(kChunk);
             if (c == nullptr) return nullptr;
             chunk_ = static_cast<char*>(c);
             chunk_left_ = kChunk;
@@ -48,9 +49,12 @@ public:
         inuse_--;
     }
     std::size_t inuse() const { return inuse_; }
+    // Where new chunks come from (zeroed memory of kChunk bytes, or nullptr),
+    // called under the owner's lock; nullptr: sys::alloc.
+    void set_source(void* (*source)(std::size_t)) { source_ = source; }
+    static constexpr std::size_t kChunk = 256 << 10;
 
 private:
-    static constexpr std::size_t kChunk = 256 << 10;
     struct Link {
         Link* next;
     };
@@ -58,6 +62,7 @@ private:
     Link* free_ = nullptr;
     char* chunk_ = nullptr;
     std::size_t chunk_left_ = 0;
+    void* (*source_)(std::size_t) = nullptr;
     std::size_t inuse_ = 0;
 };
 

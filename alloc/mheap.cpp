@@ -24,6 +24,9 @@ void heap_init() {
     if (heap_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
         const Options& o = options();
         for (int c = 0; c < kNumSizeClasses; c++) mheap.central[c].sizeclass = c;
+        mheap.spanalloc.set_source(&MHeap::meta_chunk);
+        for (FixAlloc& f : mheap.gcbitalloc) f.set_source(&MHeap::meta_chunk);
+        for (FixAlloc& f : mheap.mbitalloc) f.set_source(&MHeap::meta_chunk);
 #ifdef GOALLOC_SANITIZER
         mheap.next_hint = 0;  // sanitizers own fixed parts of the address space
 #else
@@ -93,6 +96,42 @@ void MHeap::enable_hugepages_locked() {
         HeapArena* a = pages.arena(i);
         sys::hugepage(reinterpret_cast<void*>(a->base), std::size_t{a->mappedPages} * kPageSize);
     }
+}
+
+void* MHeap::meta_chunk(std::size_t n) {
+    MHeap& h = mheap;
+    GA_ASSERT_LOCK_HELD(h.lock);
+    if (h.meta_left < n && h.meta_spare != nullptr) {
+        h.meta_cur = h.meta_spare;
+        h.meta_left = kMetaRegionBytes;
+        h.meta_spare = nullptr;
+    }
+    if (h.meta_left < n) return sys::alloc(n);
+    void* p = h.meta_cur;
+    h.meta_cur += n;
+    h.meta_left -= n;
+    return p;  // zero: fresh anonymous memory, faulted in by populate
+}
+
+void* MHeap::metadata_region_to_fill() {
+    {
+        LockGuard g(lock);
+        if (!hugepages || meta_spare != nullptr || meta_filling) return nullptr;
+        meta_filling = true;
+    }
+    void* r = sys::alloc_huge(kMetaRegionBytes);
+    if (r == nullptr) {
+        LockGuard g(lock);
+        meta_filling = false;
+    }
+    return r;
+}
+
+void MHeap::offer_metadata_region(void* region) {
+    LockGuard g(lock);
+    GA_ASSERT(meta_filling && meta_spare == nullptr);
+    meta_filling = false;
+    meta_spare = static_cast<char*>(region);
 }
 
 void MHeap::set_hugepages_from(std::size_t from_bytes) {

@@ -117,6 +117,25 @@ void* alloc(std::size_t n) {
     return p;
 }
 
+void* alloc_huge(std::size_t n) {
+    constexpr std::size_t kHuge = std::size_t{2} << 20;
+    if (should_fail()) return nullptr;
+    int saved = errno;
+    void* m = mmap(nullptr, n + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        errno = saved;
+        return nullptr;
+    }
+    auto b = reinterpret_cast<std::uintptr_t>(m);
+    std::uintptr_t a = (b + kHuge - 1) & ~std::uintptr_t{kHuge - 1};
+    if (a > b) munmap(m, a - b);
+    if (b + kHuge > a) munmap(reinterpret_cast<void*>(a + n), b + kHuge - a);
+    madvise(reinterpret_cast<void*>(a), n, MADV_HUGEPAGE);
+    errno = saved;
+    stats.metadata.fetch_add(n, std::memory_order_relaxed);
+    return reinterpret_cast<void*>(a);
+}
+
 void free_metadata(void* v, std::size_t n) {
     int saved = errno;
     munmap(v, n);

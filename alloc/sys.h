@@ -52,6 +52,10 @@ void free(void* v, std::size_t n, std::size_t prepared, std::size_t ready);
 
 // None -> Ready for metadata (zeroed). nullptr if the OS refuses.
 void* alloc(std::size_t n);
+// alloc, aligned to 2 MiB and asking for transparent huge pages (n a multiple
+// of 2 MiB): metadata that the collector reads at random on a large heap.
+// Not faulted in: the caller populates it (populate) before it is used.
+void* alloc_huge(std::size_t n);
 void free_metadata(void* v, std::size_t n);
 
 // For tests: make the next `count` OS requests fail (fault injection).

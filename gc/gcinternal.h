@@ -169,6 +169,7 @@ struct GcThread {
     // mheap.lock as a blocking call (heap.cpp, populate_growth; owner only).
     std::uintptr_t populate_base = 0;
     std::size_t populate_bytes = 0;
+    void* populate_meta = nullptr;  // a metadata region being filled (MHeap::metadata_region_to_fill)
     GcThread* next = nullptr;  // registry (threads lock)
     GcThread* prev = nullptr;
 };

@@ -432,13 +432,22 @@ static void heap_grew(GcThread* t, std::uint64_t bytes) {
 // interrupt a fault, so it would wait; a Blocked thread is claimed instead,
 // and its stack (this frame up) scanned as it is. Called outside nosuspend
 // regions.
+// The same step fills the mheap's next huge-page region for span records
+// and bitmaps (mheap.h, metadata_region_to_fill), so that no thread faults
+// one in under mheap.lock.
 static void populate_fn(void* arg) {
     GcThread* t = static_cast<GcThread*>(arg);
     sys::populate(reinterpret_cast<void*>(t->populate_base), t->populate_bytes);
+    if (t->populate_meta != nullptr) sys::populate(t->populate_meta, MHeap::kMetaRegionBytes);
 }
 static GA_NOINLINE void populate_growth(GcThread* t) {
+    t->populate_meta = mheap.metadata_region_to_fill();
     blocking_call(populate_fn, t);
     t->populate_bytes = 0;
+    if (void* r = t->populate_meta) {
+        t->populate_meta = nullptr;
+        mheap.offer_metadata_region(r);
+    }
 }
 
 static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo* ti, std::size_t count) {

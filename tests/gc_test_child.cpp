@@ -5,10 +5,12 @@
 //                            2 MB live; prints "numgc <NumGC> forced <NumForcedGC>"
 //   gc_test_child cycles_ranges N   the same with a root range registered
 //                            (add_roots), which makes mark start stop the world
-//   gc_test_child vmflags [M]  allocates M MiB (default 0) of large pointer-free
-//                            objects, kept, then 8 MB of small ones, and prints
-//                            "vmflags <VmFlags of /proc/self/smaps>" for the
-//                            mapping that holds the last one
+//   gc_test_child vmflags [M [record]]  allocates M MiB (default 0) of large
+//                            pointer-free objects, kept, then 8 MB of small
+//                            ones (64 MB with record), and prints "vmflags
+//                            <VmFlags of /proc/self/smaps>" for the mapping
+//                            that holds the last one (with record: its span
+//                            record)
 //   gc_test_child resident   allocates two 16 MiB pointer-free objects and,
 //                            before touching the second, prints "resident R of
 //                            N": how many of its pages are in memory (mincore)
@@ -153,13 +155,21 @@ int Hide() {
     return 0;
 }
 
-// The kernel's flags for the mapping holding address a ("hg": MADV_HUGEPAGE).
-int VmFlags(int large_mb) {
+// The kernel's flags for the mapping holding address a ("hg": MADV_HUGEPAGE):
+// the last small object's, or with `record`, its span record's (after 64 MB
+// of small objects, so that the records have outgrown their first chunk).
+int VmFlags(int large_mb, bool record) {
     static gc::Root<char> keep[1024];
     for (int i = 0; i < large_mb && i < 1024; i++) keep[i] = static_cast<char*>(gc::alloc(1 << 20, false));
+    static gc::Root<Node> live;
     Node* last = nullptr;
-    for (std::size_t done = 0; done < (8u << 20); done += sizeof(Node)) last = gc::make<Node>();
+    for (std::size_t done = 0; done < (record ? 64u << 20 : 8u << 20); done += sizeof(Node)) {
+        last = gc::make<Node>();
+        last->next = live.get();
+        live = last;
+    }
     auto a = reinterpret_cast<std::uintptr_t>(last);
+    if (record) a = reinterpret_cast<std::uintptr_t>(goalloc::span_of(a));
     std::FILE* f = std::fopen("/proc/self/smaps", "r");
     if (f == nullptr) return 3;
     char line[512];
@@ -260,7 +270,7 @@ int main(int argc, char** argv) {
         return Cycles(std::atoi(argv[2]));
     }
     if (mode == "hide") return Hide();
-    if (mode == "vmflags") return VmFlags(argc > 2 ? std::atoi(argv[2]) : 0);
+    if (mode == "vmflags") return VmFlags(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 && std::string(argv[3]) == "record");
     if (mode == "resident") return Resident();
     if (mode == "reclaim") return Reclaim();
     std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M] | resident | reclaim\n");

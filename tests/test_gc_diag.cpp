@@ -193,6 +193,27 @@ TEST(GcDiag, HeapAsksForHugePagesWhenOnOrOnceLarge) {
     }
 }
 
+// The span records follow the heap (mheap.h, "Span records and bitmaps on
+// huge pages"): once it has huge pages, their chunks come from huge-page
+// regions (filled by the thread that grows the heap); never without.
+TEST(GcDiag, SpanRecordsSitOnHugePagesWithTheHeap) {
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
+        GTEST_SKIP() << "no transparent huge pages in this kernel";
+    struct Case {
+        const char* setting;
+        const char* large_mb;
+        bool want;
+    } cases[] = {{"1", "0", true}, {"0", "0", false}, {"auto", "0", false}, {"auto", "300", true}, {"0", "300", false}};
+    for (const Case& c : cases) {
+        std::vector<std::string> env = {"GOGC=off", std::string("GOALLOC_GC_HUGEPAGES=") + c.setting};
+        ChildResult r = RunChild({GC_TEST_CHILD, "vmflags", c.large_mb, "record"}, env, {"GOALLOC_GC_HUGEPAGES", "GOGC"});
+        std::string what = std::string("GOALLOC_GC_HUGEPAGES=") + c.setting + ", " + c.large_mb + " MiB of large objects";
+        ASSERT_TRUE(r.exited && r.status == 0) << what << ": " << Describe(r);
+        ASSERT_EQ(r.out.rfind("vmflags", 0), 0u) << what << ": " << r.out;
+        EXPECT_EQ(HasFlag(r.out, "hg"), c.want) << what << ", a span record's mapping: " << r.out;
+    }
+}
+
 // With huge pages, the thread that grows the heap faults the growth in
 // itself, as a blocking call, before it uses it (a first touch would fault a
 // 2 MiB page in while a stop of the world waits): a fresh large object is in
