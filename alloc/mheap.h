@@ -108,7 +108,8 @@ struct MHeap {
 
     // Span records and bitmaps on huge pages. On a heap of gigabytes the
     // markers read these at random, and with 4 KiB pages nearly each read
-    // missed the TLB too (gc_mark lists: 9-15% of marking time; NOTES.md).
+    // missed the TLB too (gc_mark lists of 2 GiB: 7-20% more time an object;
+    // bench/results/NOTES.md, seventh pass).
     // With huge pages on, the fixallocs above take their chunks from a 2 MiB
     // huge-page region (meta_chunk, under the lock); the next region is
     // mapped and faulted in beforehand, outside the lock, by a thread that
