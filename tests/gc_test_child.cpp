@@ -273,6 +273,6 @@ int main(int argc, char** argv) {
     if (mode == "vmflags") return VmFlags(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 && std::string(argv[3]) == "record");
     if (mode == "resident") return Resident();
     if (mode == "reclaim") return Reclaim();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M] | resident | reclaim\n");
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident | reclaim\n");
     return 2;
 }

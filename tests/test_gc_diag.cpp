@@ -159,9 +159,6 @@ TEST(GcDiag, CheckmarkCatchesUnmarkedReachableObject) {
 
 }  // namespace
 
-// GOALLOC_GC_HUGEPAGES: once the collector runs, the heap's mappings carry
-// MADV_HUGEPAGE (VmFlags "hg") with 1; never with 0; by default (auto) only
-// once the heap has mapped 256 MiB.
 bool HasFlag(const std::string& out, const std::string& flag) {
     std::istringstream in(out.substr(out.find("vmflags") == 0 ? 7 : 0));
     std::string f;
@@ -170,27 +167,38 @@ bool HasFlag(const std::string& out, const std::string& flag) {
     return false;
 }
 
-TEST(GcDiag, HeapAsksForHugePagesWhenOnOrOnceLarge) {
-    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
-        GTEST_SKIP() << "no transparent huge pages in this kernel";
-    struct Case {
-        const char* setting;  // nullptr: unset (auto)
-        const char* large_mb;
-        bool want;
-    } cases[] = {
-        {"1", "0", true}, {"0", "0", false}, {nullptr, "0", false}, {"auto", "0", false},
-        {nullptr, "300", true}, {"0", "300", false},
-    };
-    for (const Case& c : cases) {
+// One run of `gc_test_child vmflags` per case: whether the mapping it
+// reports (the last small object's, or with `record` its span record's)
+// carries MADV_HUGEPAGE (VmFlags "hg").
+struct HugePageCase {
+    const char* setting;  // GOALLOC_GC_HUGEPAGES; nullptr: unset (auto)
+    const char* large_mb;
+    bool want;
+};
+void ExpectHugePageFlags(const std::vector<HugePageCase>& cases, bool record) {
+    for (const HugePageCase& c : cases) {
         std::vector<std::string> env = {"GOGC=off"};  // the large objects stay mapped
         if (c.setting != nullptr) env.push_back(std::string("GOALLOC_GC_HUGEPAGES=") + c.setting);
-        ChildResult r = RunChild({GC_TEST_CHILD, "vmflags", c.large_mb}, env, {"GOALLOC_GC_HUGEPAGES", "GOGC"});
+        std::vector<std::string> argv = {GC_TEST_CHILD, "vmflags", c.large_mb};
+        if (record) argv.push_back("record");
+        ChildResult r = RunChild(argv, env, {"GOALLOC_GC_HUGEPAGES", "GOGC"});
         std::string what = std::string("GOALLOC_GC_HUGEPAGES=") + (c.setting ? c.setting : "(unset)") + ", " +
-                           c.large_mb + " MiB of large objects";
+                           c.large_mb + " MiB of large objects" + (record ? ", a span record's mapping" : "");
         ASSERT_TRUE(r.exited && r.status == 0) << what << ": " << Describe(r);
         ASSERT_EQ(r.out.rfind("vmflags", 0), 0u) << what << ": " << r.out;
         EXPECT_EQ(HasFlag(r.out, "hg"), c.want) << what << ": " << r.out;
     }
+}
+
+// GOALLOC_GC_HUGEPAGES: once the collector runs, the heap's mappings carry
+// MADV_HUGEPAGE with 1; never with 0; by default (auto) only once the heap
+// has mapped 256 MiB.
+TEST(GcDiag, HeapAsksForHugePagesWhenOnOrOnceLarge) {
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
+        GTEST_SKIP() << "no transparent huge pages in this kernel";
+    ExpectHugePageFlags({{"1", "0", true}, {"0", "0", false}, {nullptr, "0", false}, {"auto", "0", false},
+                         {nullptr, "300", true}, {"0", "300", false}},
+                        false);
 }
 
 // The span records follow the heap (mheap.h, "Span records and bitmaps on
@@ -199,19 +207,9 @@ TEST(GcDiag, HeapAsksForHugePagesWhenOnOrOnceLarge) {
 TEST(GcDiag, SpanRecordsSitOnHugePagesWithTheHeap) {
     if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
         GTEST_SKIP() << "no transparent huge pages in this kernel";
-    struct Case {
-        const char* setting;
-        const char* large_mb;
-        bool want;
-    } cases[] = {{"1", "0", true}, {"0", "0", false}, {"auto", "0", false}, {"auto", "300", true}, {"0", "300", false}};
-    for (const Case& c : cases) {
-        std::vector<std::string> env = {"GOGC=off", std::string("GOALLOC_GC_HUGEPAGES=") + c.setting};
-        ChildResult r = RunChild({GC_TEST_CHILD, "vmflags", c.large_mb, "record"}, env, {"GOALLOC_GC_HUGEPAGES", "GOGC"});
-        std::string what = std::string("GOALLOC_GC_HUGEPAGES=") + c.setting + ", " + c.large_mb + " MiB of large objects";
-        ASSERT_TRUE(r.exited && r.status == 0) << what << ": " << Describe(r);
-        ASSERT_EQ(r.out.rfind("vmflags", 0), 0u) << what << ": " << r.out;
-        EXPECT_EQ(HasFlag(r.out, "hg"), c.want) << what << ", a span record's mapping: " << r.out;
-    }
+    ExpectHugePageFlags({{"1", "0", true}, {"0", "0", false}, {"auto", "0", false}, {"auto", "300", true},
+                         {"0", "300", false}},
+                        true);
 }
 
 // With huge pages, the thread that grows the heap faults the growth in
