@@ -175,7 +175,7 @@ static bool checking = false;  // world stopped during checkmark
 // lines of the span record as it can: the first (bounds, size, span class,
 // gcflags) and, for conservative words, the second (sweepgen).
 template <bool kPrecise = false>
-static inline bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
+static GA_INLINE bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
     MSpan* s;
     std::uint32_t idx;
     std::uintptr_t obj = find_object_at<kPrecise>(p, &s, &idx, hint);
@@ -313,21 +313,25 @@ static void scan_range_batched(Gcw& w, std::atomic<std::uint64_t>* hb, std::uint
     if (n != 0) shade_batch<kPrecise>(w, v, n);
 }
 
-static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_t to) {
-    // A small object of a uniform span: its type's mask (heap.cpp). The words
-    // of a precise type are Ptr<> fields: shade<true>.
-    if (const TypeInfo* u = uniform_type(s)) {
-        bool precise = u->kind == detail::kLayoutPrecise && !w.check;
-        for (std::uint64_t bits = u->mask[0]; bits != 0; bits &= bits - 1) {
-            auto* slot = reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits);
-            if (precise) {
-                std::uintptr_t v = load_program_word(slot);
-                if (maybe_heap(v)) shade<true>(w, v, s);
-            } else {
-                scan_word(w, slot);
-            }
+// A small object of a uniform span: its type's mask (heap.cpp). The words of
+// a precise type are Ptr<> fields: shade<true>. (Inline: most objects a
+// marker scans take this path, and it is a few instructions a pointer.)
+static GA_INLINE void scan_uniform(Gcw& w, MSpan* s, const TypeInfo* u, std::uintptr_t from, std::uintptr_t to) {
+    std::uint64_t bits = u->mask[0];
+    if (GA_LIKELY(u->kind == detail::kLayoutPrecise && !w.check)) {
+        for (; bits != 0; bits &= bits - 1) {
+            std::uintptr_t v = load_program_word(reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
+            if (maybe_heap(v)) shade<true>(w, v, s);
         }
-        w.scan_work += static_cast<std::int64_t>(to - from);
+    } else {
+        for (; bits != 0; bits &= bits - 1) scan_word(w, reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
+    }
+    w.scan_work += static_cast<std::int64_t>(to - from);
+}
+
+static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_t to) {
+    if (const TypeInfo* u = uniform_type(s)) {
+        scan_uniform(w, s, u, from, to);
         return;
     }
     // Words [from, to) of span s, where its heap bits are set.
@@ -360,14 +364,9 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
 // object; gc_latency: a third to a half fewer assists; bench/results/ab.md).
 static constexpr std::size_t kScanPiece = 4096;
 
-// Scan one queued entry: an object start, an oblet of a large object, or
-// where the scan of a large object goes on (up to the end of its oblet).
-static void scanobject(Gcw& w, std::uintptr_t b) {
-    MSpan* s = span_of(b);
-    if (s->sizeclass != 0) {
-        scan_range_bits(w, s, b, b + s->elemsize);
-        return;
-    }
+// A large object's queued entry: its start, an oblet, or where the scan of
+// an oblet goes on.
+static GA_NOINLINE void scan_large(Gcw& w, std::uintptr_t b, MSpan* s) {
     std::uintptr_t end = s->base + s->elemsize;
     if (s->elemsize > kObletBytes) {
         if (b == s->base)
@@ -379,6 +378,17 @@ static void scanobject(Gcw& w, std::uintptr_t b) {
     if (w.check) q = end;  // checkmark: the world is stopped
     if (q < end) w.put(q);
     scan_range_bits(w, s, b, q);
+}
+
+// Scan one queued entry of span s: an object start, or a large object's
+// entry (scan_large).
+static GA_INLINE void scanobject(Gcw& w, std::uintptr_t b, MSpan* s) {
+    if (s->sizeclass != 0) {
+        if (const TypeInfo* u = uniform_type(s)) scan_uniform(w, s, u, b, b + s->elemsize);
+        else scan_range_bits(w, s, b, b + s->elemsize);
+        return;
+    }
+    scan_large(w, b, s);
 }
 
 bool greyobject(std::uintptr_t p) {
@@ -501,43 +511,59 @@ void scan_stacks() {
 // kPrefetch misses are in flight at once.
 static constexpr unsigned kPrefetch = 8;
 
-static inline void prefetch_span_entry(std::uintptr_t p) {
+// The span table entry of a queued object (which is in a heap arena: it was
+// shaded, or is a piece of a large object).
+static inline std::atomic<MSpan*>* span_entry(std::uintptr_t p) {
     HeapArena* a = arena_of(p);
-    if (a != nullptr) __builtin_prefetch(&a->spans[(p >> kPageShift) & (kPagesPerArena - 1)]);
+    GA_ASSERT(a != nullptr);
+    return &a->spans[(p >> kPageShift) & (kPagesPerArena - 1)];
 }
-// The record's first line (what scanning an object of a uniform span reads:
-// size class, uniform type; shading its fields: bounds, gcmarkBits) and its
-// second (heapBits, for the objects of mixed spans).
-static inline void prefetch_span_record(std::uintptr_t p) {
-    MSpan* s = span_of(p);
-    __builtin_prefetch(s);
-    __builtin_prefetch(reinterpret_cast<const char*>(s) + 64);
-}
+
+// How much scan work (drain's `done` units) between two polls of the things
+// a drain must notice but need not check at every object: a stop waiting for
+// this thread, an assist waiting for work (balance), the budget. ~30 small
+// objects, or one piece of a large object: a stop waits for about a
+// microsecond more than it would with a poll per object.
+static constexpr std::int64_t kDrainPoll = 1024;
 
 std::int64_t drain(std::int64_t budget) {
     Gcw w;
     w.check = checking;
-    std::int64_t done = 0;
-    std::uintptr_t ring[kPrefetch];
+    std::int64_t done = 0, poll = 0;
+    // The FIFO keeps each object's span table entry beside it, looked up
+    // once when it enters: the record is loaded from it to be prefetched
+    // halfway through and again to scan (one arena lookup an object, not
+    // three).
+    struct Slot {
+        std::uintptr_t obj;
+        std::atomic<MSpan*>* ent;
+    };
+    Slot ring[kPrefetch];
     unsigned head = 0, n = 0;
-    while (budget < 0 || done < budget) {
-        // A stop-the-world is waiting for this thread (an assist, in a
-        // nosuspend region): hand the work back and let it stop.
-        if (GA_UNLIKELY(stop_pending())) break;
-        if (GA_UNLIKELY(work_nfull.load(std::memory_order_relaxed) == 0) && w.b != nullptr && w.b->n >= 8 &&
-            gcs.nassist.load(std::memory_order_relaxed) != 0)
-            w.balance();
+    for (;;) {
+        if (done >= poll) {
+            if (budget >= 0 && done >= budget) break;
+            // A stop-the-world is waiting for this thread (an assist, in a
+            // nosuspend region): hand the work back and let it stop.
+            if (GA_UNLIKELY(stop_pending())) break;
+            if (GA_UNLIKELY(work_nfull.load(std::memory_order_relaxed) == 0) && w.b != nullptr && w.b->n >= 8 &&
+                gcs.nassist.load(std::memory_order_relaxed) != 0)
+                w.balance();
+            poll = done + kDrainPoll;
+            if (budget >= 0 && poll > budget) poll = budget;
+        }
         std::uintptr_t b = w.tryget();
-        std::uintptr_t x;
+        Slot x;
         if (b != 0) {
             __builtin_prefetch(reinterpret_cast<const void*>(b));
-            prefetch_span_entry(b);
+            std::atomic<MSpan*>* e = span_entry(b);
+            __builtin_prefetch(e);
             if (n < kPrefetch) {
-                ring[(head + n++) % kPrefetch] = b;
+                ring[(head + n++) % kPrefetch] = {b, e};
                 continue;
             }
             x = ring[head];
-            ring[head] = b;
+            ring[head] = {b, e};
             head = (head + 1) % kPrefetch;
         } else {
             if (n == 0) break;
@@ -547,14 +573,20 @@ std::int64_t drain(std::int64_t budget) {
         }
         // Halfway through the FIFO: the span record of the object due
         // kPrefetch/2 scans from now (its span table entry was prefetched
-        // when it entered), which scanobject reads before the object.
-        if (n > kPrefetch / 2) prefetch_span_record(ring[(head + kPrefetch / 2 - 1) % kPrefetch]);
+        // when it entered): scanobject reads its first line (size class,
+        // uniform type, bounds, gcmarkBits) and, for mixed spans, its second
+        // (heapBits) before the object.
+        if (n > kPrefetch / 2) {
+            MSpan* ps = ring[(head + kPrefetch / 2 - 1) % kPrefetch].ent->load(std::memory_order_relaxed);
+            __builtin_prefetch(ps);
+            __builtin_prefetch(reinterpret_cast<const char*>(ps) + 64);
+        }
         std::int64_t before = w.scan_work;
-        scanobject(w, x);
+        scanobject(w, x.obj, x.ent->load(std::memory_order_relaxed));
         done += w.scan_work - before + 16;
     }
     // Objects still in the FIFO are grey: back to the work buffer.
-    for (; n != 0; n--, head = (head + 1) % kPrefetch) w.put(ring[head]);
+    for (; n != 0; n--, head = (head + 1) % kPrefetch) w.put(ring[head].obj);
     w.flush();
     return done;
 }
