@@ -66,6 +66,10 @@ static inline void bits_write(std::atomic<std::uint64_t>* hb, std::size_t bit, s
 // Heap bits of the object at word `wo` of its span: `words` words, from the
 // type's layout repeated `count` times (or all ones for conservative objects).
 static void write_heap_bits(MSpan* s, std::size_t wo, std::size_t words, const TypeInfo* ti, std::size_t count) {
+    // Called inside a nosuspend region: the span's memory must not be a
+    // growth still to be faulted in (populate_growth), or a stop would wait
+    // for a 2 MiB page fault here.
+    GA_ASSERT(tls_gc_thread == nullptr || tls_gc_thread->populate_bytes == 0);
     std::atomic<std::uint64_t>* hb = s->heapBits;
     if (ti->kind == detail::kLayoutPrecise && ti->words <= 64) {
         std::uint64_t m = ti->mask[0];
@@ -466,6 +470,17 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
         nosuspend_exit();
         return nullptr;
     }
+    if (t->populate_bytes != 0) {
+        // The span is fresh memory the heap just grew by, with huge pages:
+        // fault it in before the heap bits below touch its tail (a 2 MiB
+        // fault, which a stop would wait for in this region). Until it is
+        // published (sweepgen) the span is this thread's alone: no list,
+        // no lookup and no sweep sees it, so a stop or a whole cycle may
+        // pass meanwhile; sg and blacken are read after.
+        nosuspend_exit();
+        populate_growth(t);
+        nosuspend_enter();
+    }
     s->spanclass = static_cast<std::uint8_t>(noscan ? 1 : 0);
     std::uint32_t sg = sg_now();
     if (s->needzero) std::memset(reinterpret_cast<void*>(s->base), 0, npages * kPageSize);
@@ -491,7 +506,6 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
     }
     void* p = reinterpret_cast<void*>(s->base);
     nosuspend_exit();
-    if (t->populate_bytes != 0) populate_growth(t);
     heap_grew(t, s->elemsize);
     return p;
 }

@@ -11,9 +11,13 @@
 //                            <VmFlags of /proc/self/smaps>" for the mapping
 //                            that holds the last one (with record: its span
 //                            record)
-//   gc_test_child resident   allocates two 16 MiB pointer-free objects and,
-//                            before touching the second, prints "resident R of
-//                            N": how many of its pages are in memory (mincore)
+//   gc_test_child resident [scan]
+//                            allocates two 16 MiB pointer-free objects (with
+//                            scan: conservatively scanned ones, whose heap
+//                            bits the allocation writes at the span's tail)
+//                            and, before touching the second, prints
+//                            "resident R of N": how many of its pages are in
+//                            memory (mincore)
 //   gc_test_child reclaim    after an automatic cycle that left 600 dead
 //                            spans under 600 live ones on the unswept lists
 //                            (run it with GOALLOC_GC_BG_SWEEP=0), allocates
@@ -190,15 +194,17 @@ int VmFlags(int large_mb, bool record) {
 }
 
 // Pages of a fresh large object already in memory before the program
-// touches it (alloc_large writes nothing into fresh pointer-free memory).
+// touches it (alloc_large writes nothing into fresh pointer-free memory; a
+// scanned object's heap bits it writes only once the growth is faulted in:
+// debug builds assert that in write_heap_bits).
 // The second of two: the first may begin in free pages of a growth made
 // before this thread registered (the collector's start), which nobody
 // faulted in; the second lies in growths this thread made.
-int Resident() {
+int Resident(bool scan) {
     constexpr std::size_t kBytes = std::size_t{16} << 20;
     static gc::Root<unsigned char> first;
-    first = static_cast<unsigned char*>(gc::alloc(kBytes, false));
-    auto* p = static_cast<unsigned char*>(gc::alloc(kBytes, false));
+    first = static_cast<unsigned char*>(gc::alloc(kBytes, scan));
+    auto* p = static_cast<unsigned char*>(gc::alloc(kBytes, scan));
     long pg = sysconf(_SC_PAGESIZE);
     auto lo = reinterpret_cast<std::uintptr_t>(p) & ~static_cast<std::uintptr_t>(pg - 1);
     std::size_t n = (reinterpret_cast<std::uintptr_t>(p) + kBytes - lo + pg - 1) / pg;
@@ -271,8 +277,8 @@ int main(int argc, char** argv) {
     }
     if (mode == "hide") return Hide();
     if (mode == "vmflags") return VmFlags(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 && std::string(argv[3]) == "record");
-    if (mode == "resident") return Resident();
+    if (mode == "resident") return Resident(argc > 2 && std::string(argv[2]) == "scan");
     if (mode == "reclaim") return Reclaim();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident | reclaim\n");
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim\n");
     return 2;
 }
