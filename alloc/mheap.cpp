@@ -96,6 +96,32 @@ void MHeap::enable_hugepages_locked() {
         HeapArena* a = pages.arena(i);
         sys::hugepage(reinterpret_cast<void*>(a->base), std::size_t{a->mappedPages} * kPageSize);
     }
+    if (mapped_bytes != 0) {
+        collapse_narenas = pages.narenas();
+        collapse_wanted.store(true, std::memory_order_release);
+    }
+}
+
+bool MHeap::take_collapse_request() {
+    return collapse_wanted.load(std::memory_order_relaxed) &&
+           collapse_wanted.exchange(false, std::memory_order_acquire);
+}
+
+void MHeap::collapse_early_arenas() {
+    constexpr std::size_t kMax = 64;
+    std::uintptr_t base[kMax];
+    std::size_t bytes[kMax];
+    std::size_t n = 0;
+    {
+        LockGuard g(lock);
+        for (; n < collapse_narenas && n < kMax; n++) {
+            HeapArena* a = pages.arena(n);
+            base[n] = a->base;
+            bytes[n] = std::size_t{a->mappedPages} * kPageSize;
+        }
+    }
+    // Arenas and their mappings are never unmapped, so the ranges stay valid.
+    for (std::size_t i = 0; i < n; i++) sys::collapse(reinterpret_cast<void*>(base[i]), bytes[i]);
 }
 
 void* MHeap::meta_chunk(std::size_t n) {

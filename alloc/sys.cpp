@@ -90,6 +90,19 @@ void hugepage(void* v, std::size_t n) {
     errno = saved;
 }
 
+void collapse(void* v, std::size_t n) {
+#ifndef MADV_COLLAPSE
+    constexpr int MADV_COLLAPSE = 25;  // <linux/mman.h>, Linux 6.1; older kernels answer EINVAL
+#endif
+    constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+    std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(v) + kHuge - 1) & ~(kHuge - 1);
+    std::uintptr_t e = (reinterpret_cast<std::uintptr_t>(v) + n) & ~(kHuge - 1);
+    int saved = errno;
+    for (; b < e; b += kHuge)
+        if (madvise(reinterpret_cast<void*>(b), kHuge, MADV_COLLAPSE) != 0 && errno == EINVAL) break;
+    errno = saved;
+}
+
 void unused(void* v, std::size_t n) {
     int saved = errno;
     madvise(v, n, MADV_DONTNEED);

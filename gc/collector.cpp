@@ -902,8 +902,27 @@ static void run_cycle(bool forced) {
     cycle_max_pause = 0;
 }
 
+// The thread that collapses what the heap mapped before it asked for huge
+// pages (MHeap::collapse_early_arenas): started once, by the collector thread,
+// after the switch; not registered (it only calls madvise), so never stopped.
+static void* collapse_thread(void*) {
+    mheap.collapse_early_arenas();
+    return nullptr;
+}
+
+static void start_collapse_thread() {
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    // Best effort: without it, khugepaged collapses them in its own time.
+    (void)pthread_create(&th, &attr, collapse_thread, nullptr);
+    pthread_attr_destroy(&attr);
+}
+
 static void* collector_thread(void*) {
     for (;;) {
+        if (GA_UNLIKELY(mheap.take_collapse_request())) start_collapse_thread();
         std::uint32_t seq = wake_seq.load(std::memory_order_acquire);
         std::uint32_t forced = forced_requests.load(std::memory_order_acquire);
         bool trig = trigger_requested.load(std::memory_order_acquire) != 0 &&

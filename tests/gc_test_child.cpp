@@ -25,6 +25,12 @@
 //                            prints "reclaim freed B swept S unswept U": the
 //                            bytes the sweep freed and the spans it swept
 //                            for that allocation, and the spans still unswept
+//   gc_test_child collapse   allocates and writes 300 MiB of large objects
+//                            (run it with GOGC=off), and prints
+//                            "collapse rss R huge H": the first one's
+//                            mapping's resident and huge-page KiB, once the
+//                            arenas mapped before the switch to huge pages
+//                            are collapsed (or after 20 s)
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -34,6 +40,8 @@
 #include "gcinternal.h"  // gcs: the sweep counters (reclaim)
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -193,6 +201,62 @@ int VmFlags(int large_mb, bool record) {
     return 4;
 }
 
+// What the heap mapped before it switched to huge pages is collapsed into
+// huge pages afterwards (MHeap::collapse_early_arenas, on a thread of the
+// collector's): 300 MiB of large objects, each written when allocated (past
+// the 256 MiB switch; run with GOGC=off so that all stay mapped). Prints
+// "collapse rss R huge H" (KiB) for the mapping that holds the first one,
+// once H has reached 90% of R or after 20 s; "collapse unsupported"
+// if this kernel has no MADV_COLLAPSE (or no transparent huge pages).
+int Collapse() {
+    {
+        // The kernel has MADV_COLLAPSE (Linux 6.1) if it accepts it on a
+        // mapping of its own (an unknown advice is EINVAL).
+        constexpr std::size_t k = std::size_t{4} << 20;
+        void* m = mmap(nullptr, k, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return 3;
+        auto b = (reinterpret_cast<std::uintptr_t>(m) + (std::uintptr_t{2} << 20) - 1) & ~((std::uintptr_t{2} << 20) - 1);
+        static_cast<volatile char*>(reinterpret_cast<void*>(b))[0] = 1;
+        bool ok = madvise(reinterpret_cast<void*>(b), std::size_t{2} << 20, 25 /* MADV_COLLAPSE */) == 0 ||
+                  errno != EINVAL;
+        munmap(m, k);
+        if (!ok) {
+            std::printf("collapse unsupported\n");
+            return 0;
+        }
+    }
+    // Written as the program uses them, so that the first 256 MiB are in
+    // memory on 4 KiB pages before the switch.
+    static gc::Root<char> keep[300];
+    for (auto& k : keep) {
+        k = static_cast<char*>(gc::alloc(1 << 20, false));
+        std::memset(k.get(), 1, 1 << 20);
+    }
+    auto a = reinterpret_cast<std::uintptr_t>(keep[0].get());
+    unsigned long rss = 0, huge = 0;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (;;) {
+        std::FILE* f = std::fopen("/proc/self/smaps", "r");
+        if (f == nullptr) return 3;
+        char line[512];
+        bool inside = false;
+        while (std::fgets(line, sizeof line, f) != nullptr) {
+            unsigned long lo, hi;
+            if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && std::strchr(line, '-') < std::strchr(line, ' '))
+                inside = a >= lo && a < hi;
+            else if (inside) {
+                std::sscanf(line, "Rss: %lu kB", &rss);
+                std::sscanf(line, "AnonHugePages: %lu kB", &huge);
+            }
+        }
+        std::fclose(f);
+        if (huge * 10 >= rss * 9 || std::chrono::steady_clock::now() > until) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::printf("collapse rss %lu huge %lu\n", rss, huge);
+    return 0;
+}
+
 // Pages of a fresh large object already in memory before the program
 // touches it (alloc_large writes nothing into fresh pointer-free memory; a
 // scanned object's heap bits it writes only once the growth is faulted in:
@@ -279,6 +343,7 @@ int main(int argc, char** argv) {
     if (mode == "vmflags") return VmFlags(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 && std::string(argv[3]) == "record");
     if (mode == "resident") return Resident(argc > 2 && std::string(argv[2]) == "scan");
     if (mode == "reclaim") return Reclaim();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim\n");
+    if (mode == "collapse") return Collapse();
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse\n");
     return 2;
 }
