@@ -3,10 +3,12 @@
 // The only file of goalloc that calls mmap, munmap, madvise or mprotect.
 #include "sys.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "internal.h"
 
@@ -90,14 +92,31 @@ void hugepage(void* v, std::size_t n) {
     errno = saved;
 }
 
+// Whether the system's THP setting is "never". MADV_COLLAPSE, unlike
+// MADV_HUGEPAGE, ignores the sysfs settings (madvise(2)), so collapse checks
+// this itself: a system that turned huge pages off keeps them off.
+static bool thp_never() {
+    int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;  // no THP in this kernel
+    char buf[128];
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (r <= 0) return true;
+    buf[r] = 0;
+    return std::strstr(buf, "[never]") != nullptr;
+}
+
 void collapse(void* v, std::size_t n) {
 #ifndef MADV_COLLAPSE
     constexpr int MADV_COLLAPSE = 25;  // <linux/mman.h>, Linux 6.1; older kernels answer EINVAL
 #endif
+    int saved = errno;
+    bool never = thp_never();
+    errno = saved;
+    if (never) return;
     constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
     std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(v) + kHuge - 1) & ~(kHuge - 1);
     std::uintptr_t e = (reinterpret_cast<std::uintptr_t>(v) + n) & ~(kHuge - 1);
-    int saved = errno;
     for (; b < e; b += kHuge)
         if (madvise(reinterpret_cast<void*>(b), kHuge, MADV_COLLAPSE) != 0 && errno == EINVAL) break;
     errno = saved;

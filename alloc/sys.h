@@ -48,7 +48,8 @@ void hugepage(void* v, std::size_t n);
 // Back the whole huge pages inside [v, v+n) with huge pages now, copying the
 // 4 KiB pages they hold (madvise(MADV_COLLAPSE), Linux 6.1+); best effort.
 // Synchronous and slow (~0.5-3.5 ms a 2 MiB page here): a thread that may
-// block calls it, one huge page at a time.
+// block calls it; it works a huge page at a time. Nothing when the system's
+// THP setting is "never".
 void collapse(void* v, std::size_t n);
 // Ready -> Prepared: the physical pages go back to the OS and read as zero later.
 void unused(void* v, std::size_t n);

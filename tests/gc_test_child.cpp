@@ -207,7 +207,7 @@ int VmFlags(int large_mb, bool record) {
 // the 256 MiB switch; run with GOGC=off so that all stay mapped). Prints
 // "collapse rss R huge H" (KiB) for the mapping that holds the first one,
 // once H has reached 90% of R or after 20 s; "collapse unsupported"
-// if this kernel has no MADV_COLLAPSE (or no transparent huge pages).
+// if this kernel has no MADV_COLLAPSE, or huge pages are set to "never".
 int Collapse() {
     {
         // The kernel has MADV_COLLAPSE (Linux 6.1) if it accepts it on a
@@ -220,6 +220,12 @@ int Collapse() {
         bool ok = madvise(reinterpret_cast<void*>(b), std::size_t{2} << 20, 25 /* MADV_COLLAPSE */) == 0 ||
                   errno != EINVAL;
         munmap(m, k);
+        // (sys::collapse leaves a system set to "never" alone.)
+        if (std::FILE* t = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r")) {
+            char buf[128] = {};
+            if (std::fgets(buf, sizeof buf, t) != nullptr && std::strstr(buf, "[never]") != nullptr) ok = false;
+            std::fclose(t);
+        }
         if (!ok) {
             std::printf("collapse unsupported\n");
             return 0;

@@ -248,7 +248,7 @@ TEST(GcDiag, HeapMappedBeforeTheHugePageSwitchIsCollapsed) {
         GTEST_SKIP() << "no transparent huge pages in this kernel";
     ChildResult r = RunChild({GC_TEST_CHILD, "collapse"}, {"GOGC=off"}, {"GOGC", "GOALLOC_GC_HUGEPAGES"});
     ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
-    if (r.out.rfind("collapse unsupported", 0) == 0) GTEST_SKIP() << "no MADV_COLLAPSE in this kernel";
+    if (r.out.rfind("collapse unsupported", 0) == 0) GTEST_SKIP() << "no MADV_COLLAPSE in this kernel, or huge pages set to never";
     unsigned long rss = 0, huge = 0;
     ASSERT_EQ(std::sscanf(r.out.c_str(), "collapse rss %lu huge %lu", &rss, &huge), 2) << r.out;
     EXPECT_GE(rss, 2048ul) << r.out;
