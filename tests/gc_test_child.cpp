@@ -167,6 +167,28 @@ int Hide() {
     return 0;
 }
 
+// Calls f(line) for each line of /proc/self/smaps that describes the mapping
+// holding address a (its Rss:, VmFlags: and other fields); false if none
+// holds a, or smaps cannot be read. f returns false to stop early.
+template <class F>
+bool ForMappingOf(std::uintptr_t a, F f) {
+    std::FILE* file = std::fopen("/proc/self/smaps", "r");
+    if (file == nullptr) return false;
+    char line[512];
+    bool inside = false, found = false;
+    while (std::fgets(line, sizeof line, file) != nullptr) {
+        unsigned long lo, hi;
+        if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && std::strchr(line, '-') < std::strchr(line, ' ')) {
+            inside = a >= lo && a < hi;
+            found = found || inside;
+        } else if (inside && !f(line)) {
+            break;
+        }
+    }
+    std::fclose(file);
+    return found;
+}
+
 // The kernel's flags for the mapping holding address a ("hg": MADV_HUGEPAGE):
 // the last small object's, or with `record`, its span record's (after 64 MB
 // of small objects, so that the records have outgrown their first chunk).
@@ -182,21 +204,14 @@ int VmFlags(int large_mb, bool record) {
     }
     auto a = reinterpret_cast<std::uintptr_t>(last);
     if (record) a = reinterpret_cast<std::uintptr_t>(goalloc::span_of(a));
-    std::FILE* f = std::fopen("/proc/self/smaps", "r");
-    if (f == nullptr) return 3;
-    char line[512];
-    bool inside = false;
-    while (std::fgets(line, sizeof line, f) != nullptr) {
-        unsigned long lo, hi;
-        if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && std::strchr(line, '-') < std::strchr(line, ' ')) {
-            inside = a >= lo && a < hi;
-        } else if (inside && std::strncmp(line, "VmFlags:", 8) == 0) {
-            std::printf("vmflags%s", line + 8);
-            std::fclose(f);
-            return 0;
-        }
-    }
-    std::fclose(f);
+    bool printed = false;
+    ForMappingOf(a, [&](const char* line) {
+        if (std::strncmp(line, "VmFlags:", 8) != 0) return true;
+        std::printf("vmflags%s", line + 8);
+        printed = true;
+        return false;
+    });
+    if (printed) return 0;
     std::printf("no mapping found for %p\n", static_cast<void*>(last));
     return 4;
 }
@@ -242,20 +257,12 @@ int Collapse() {
     unsigned long rss = 0, huge = 0;
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     for (;;) {
-        std::FILE* f = std::fopen("/proc/self/smaps", "r");
-        if (f == nullptr) return 3;
-        char line[512];
-        bool inside = false;
-        while (std::fgets(line, sizeof line, f) != nullptr) {
-            unsigned long lo, hi;
-            if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && std::strchr(line, '-') < std::strchr(line, ' '))
-                inside = a >= lo && a < hi;
-            else if (inside) {
-                std::sscanf(line, "Rss: %lu kB", &rss);
-                std::sscanf(line, "AnonHugePages: %lu kB", &huge);
-            }
-        }
-        std::fclose(f);
+        bool found = ForMappingOf(a, [&](const char* line) {
+            std::sscanf(line, "Rss: %lu kB", &rss);
+            std::sscanf(line, "AnonHugePages: %lu kB", &huge);
+            return true;
+        });
+        if (!found) return 3;
         if (huge * 10 >= rss * 9 || std::chrono::steady_clock::now() > until) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
