@@ -66,10 +66,13 @@ static inline void bits_write(std::atomic<std::uint64_t>* hb, std::size_t bit, s
 // Heap bits of the object at word `wo` of its span: `words` words, from the
 // type's layout repeated `count` times (or all ones for conservative objects).
 static void write_heap_bits(MSpan* s, std::size_t wo, std::size_t words, const TypeInfo* ti, std::size_t count) {
-    // Called inside a nosuspend region: the span's memory must not be a
+    // Called inside a nosuspend region: the span's memory must not be in a
     // growth still to be faulted in (populate_growth), or a stop would wait
-    // for a 2 MiB page fault here.
-    GA_ASSERT(tls_gc_thread == nullptr || tls_gc_thread->populate_bytes == 0);
+    // for a 2 MiB page fault here. (A growth of the thread's own malloc
+    // calls may be pending: it is faulted in at its next refill.)
+    GA_ASSERT(tls_gc_thread == nullptr || tls_gc_thread->populate_bytes == 0 ||
+              s->base + std::uintptr_t{s->npages} * kPageSize <= tls_gc_thread->populate_base ||
+              s->base >= tls_gc_thread->populate_base + tls_gc_thread->populate_bytes);
     std::atomic<std::uint64_t>* hb = s->heapBits;
     if (ti->kind == detail::kLayoutPrecise && ti->words <= 64) {
         std::uint64_t m = ti->mask[0];

@@ -31,12 +31,17 @@
 //                            mapping's resident and huge-page KiB, once the
 //                            arenas mapped before the switch to huge pages
 //                            are collapsed (or after 20 s)
+//   gc_test_child mallocgrow grows the heap through ga_malloc on a
+//                            registered thread, then allocates collected
+//                            objects of two layouts in one size class (heap
+//                            bits written); prints "mixed ok"
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
 //                            simulated collector bug that checkmark mode must
 //                            catch); prints "lost", "kept" or "inconclusive"
 #include "gc_testutil.h"
+#include "goalloc/goalloc.h"
 #include "gcinternal.h"  // gcs: the sweep counters (reclaim)
 
 #include <atomic>
@@ -270,6 +275,33 @@ int Collapse() {
     return 0;
 }
 
+// A registered thread that grows the heap through malloc (ga_malloc) with
+// huge pages on, then allocates collected objects of two types that share a
+// size class (so the allocation writes heap bits): the malloc growth is left
+// pending for the thread's next populate step, and must not be mistaken for
+// the memory of the span being written (debug builds assert on the latter).
+// Prints "mixed ok".
+struct Other {  // Node's size (one size class), pointers elsewhere
+    std::uint64_t x;
+    gc::Ptr<Node> a, b;
+};
+static_assert(sizeof(Other) == sizeof(Node));
+int MallocThenMixed() {
+    (void)gc::make<Node>();  // registers this thread
+    void* m = ga_malloc(std::size_t{8} << 20);
+    if (m == nullptr) return 3;
+    std::memset(m, 1, 4096);
+    static gc::Root<Node> n;
+    static gc::Root<Other> o;
+    for (int i = 0; i < 1000; i++) {
+        n = gc::make<Node>();
+        o = gc::make<Other>();
+    }
+    ga_free(m);
+    std::printf("mixed ok\n");
+    return 0;
+}
+
 // Pages of a fresh large object already in memory before the program
 // touches it (alloc_large writes nothing into fresh pointer-free memory; a
 // scanned object's heap bits it writes only once the growth is faulted in:
@@ -357,6 +389,7 @@ int main(int argc, char** argv) {
     if (mode == "resident") return Resident(argc > 2 && std::string(argv[2]) == "scan");
     if (mode == "reclaim") return Reclaim();
     if (mode == "collapse") return Collapse();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse\n");
+    if (mode == "mallocgrow") return MallocThenMixed();
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | mallocgrow\n");
     return 2;
 }

@@ -236,6 +236,15 @@ TEST(GcDiag, HeapGrowthIsFaultedInByTheGrowingThreadWithHugePages) {
     EXPECT_LT(r, n / 2) << "4 KiB pages, faulted on touch: " << off.out;
 }
 
+// A growth a registered thread made through malloc stays pending until its
+// next collected allocation's populate step; writing the heap bits of a span
+// elsewhere meanwhile is fine (a debug assertion once said otherwise).
+TEST(GcDiag, PendingMallocGrowthDoesNotTripTheHeapBitsCheck) {
+    ChildResult r = RunChild({GC_TEST_CHILD, "mallocgrow"}, {"GOALLOC_GC_HUGEPAGES=1"}, {"GOALLOC_GC_HUGEPAGES"});
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
+    EXPECT_EQ(r.out, "mixed ok\n");
+}
+
 // Once the heap has switched to huge pages (past 256 MiB by default), what
 // it mapped before is collapsed into huge pages too, by a thread of the
 // collector's (MHeap::collapse_early_arenas): else a quarter of a 1 GiB heap
