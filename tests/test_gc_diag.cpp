@@ -250,8 +250,8 @@ TEST(GcDiag, PendingMallocGrowthDoesNotTripTheHeapBitsCheck) {
 // collector's (MHeap::collapse_early_arenas): else a quarter of a 1 GiB heap
 // keeps 4 KiB pages, and marking it misses the TLB (gc_mark lists 1 GiB:
 // 15% slower). The child writes 300 MiB of large objects; the mapping that
-// holds the first ends up nearly all huge pages (without the collapse, 22%:
-// only what was mapped after the switch).
+// holds the first ends up on huge pages (here 100%; without the collapse,
+// 22%: only what was mapped after the switch).
 TEST(GcDiag, HeapMappedBeforeTheHugePageSwitchIsCollapsed) {
     if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
         GTEST_SKIP() << "no transparent huge pages in this kernel";
@@ -261,7 +261,9 @@ TEST(GcDiag, HeapMappedBeforeTheHugePageSwitchIsCollapsed) {
     unsigned long rss = 0, huge = 0;
     ASSERT_EQ(std::sscanf(r.out.c_str(), "collapse rss %lu huge %lu", &rss, &huge), 2) << r.out;
     EXPECT_GE(rss, 2048ul) << r.out;
-    EXPECT_GE(huge * 10, rss * 9) << r.out;
+    // (Not 100%: a collapse can fail when the kernel finds no free huge
+    // page; two thirds still tells the collapse from none.)
+    EXPECT_GE(huge * 3, rss * 2) << r.out;
 }
 
 // Go's mheap.reclaim: before the heap takes fresh pages for a span, the sweep
