@@ -82,43 +82,58 @@ void populate(void* v, std::size_t n) {
     errno = saved;
 }
 
+// x86-64's PMD size: a transparent huge page.
+static constexpr std::uintptr_t kHugePage = std::uintptr_t{2} << 20;
+
+// The whole huge pages inside [v, v+n): [*b, *e), empty if *b >= *e.
+static void whole_huge_pages(void* v, std::size_t n, std::uintptr_t* b, std::uintptr_t* e) {
+    *b = (reinterpret_cast<std::uintptr_t>(v) + kHugePage - 1) & ~(kHugePage - 1);
+    *e = (reinterpret_cast<std::uintptr_t>(v) + n) & ~(kHugePage - 1);
+}
+
 void hugepage(void* v, std::size_t n) {
-    constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;  // x86-64 PMD size
-    std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(v) + kHuge - 1) & ~(kHuge - 1);
-    std::uintptr_t e = (reinterpret_cast<std::uintptr_t>(v) + n) & ~(kHuge - 1);
+    std::uintptr_t b, e;
+    whole_huge_pages(v, n, &b, &e);
     if (b >= e) return;
     int saved = errno;
     madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
     errno = saved;
 }
 
-// Whether the system's THP setting is "never". MADV_COLLAPSE, unlike
-// MADV_HUGEPAGE, ignores the sysfs settings (madvise(2)), so collapse checks
-// this itself: a system that turned huge pages off keeps them off.
-static bool thp_never() {
-    int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return true;  // no THP in this kernel
-    char buf[128];
-    ssize_t r = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (r <= 0) return true;
-    buf[r] = 0;
-    return std::strstr(buf, "[never]") != nullptr;
+bool thp_disabled() {
+    // Read once: the setting is the administrator's, and collapse asks for
+    // it once per early arena.
+    static const bool disabled = [] {
+        int saved = errno;
+        bool off = true;  // no file: no THP in this kernel
+        int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            char buf[128];
+            ssize_t r = read(fd, buf, sizeof buf - 1);
+            close(fd);
+            if (r > 0) {
+                buf[r] = 0;
+                off = std::strstr(buf, "[never]") != nullptr;
+            }
+        }
+        errno = saved;
+        return off;
+    }();
+    return disabled;
 }
 
 void collapse(void* v, std::size_t n) {
 #ifndef MADV_COLLAPSE
     constexpr int MADV_COLLAPSE = 25;  // <linux/mman.h>, Linux 6.1; older kernels answer EINVAL
 #endif
+    // MADV_COLLAPSE, unlike MADV_HUGEPAGE, ignores the sysfs settings
+    // (madvise(2)): a system that turned huge pages off keeps them off.
+    if (thp_disabled()) return;
+    std::uintptr_t b, e;
+    whole_huge_pages(v, n, &b, &e);
     int saved = errno;
-    bool never = thp_never();
-    errno = saved;
-    if (never) return;
-    constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
-    std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(v) + kHuge - 1) & ~(kHuge - 1);
-    std::uintptr_t e = (reinterpret_cast<std::uintptr_t>(v) + n) & ~(kHuge - 1);
-    for (; b < e; b += kHuge)
-        if (madvise(reinterpret_cast<void*>(b), kHuge, MADV_COLLAPSE) != 0 && errno == EINVAL) break;
+    for (; b < e; b += kHugePage)
+        if (madvise(reinterpret_cast<void*>(b), kHugePage, MADV_COLLAPSE) != 0 && errno == EINVAL) break;
     errno = saved;
 }
 
@@ -150,18 +165,17 @@ void* alloc(std::size_t n) {
 }
 
 void* alloc_huge(std::size_t n) {
-    constexpr std::size_t kHuge = std::size_t{2} << 20;
     if (should_fail()) return nullptr;
     int saved = errno;
-    void* m = mmap(nullptr, n + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* m = mmap(nullptr, n + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         errno = saved;
         return nullptr;
     }
     auto b = reinterpret_cast<std::uintptr_t>(m);
-    std::uintptr_t a = (b + kHuge - 1) & ~std::uintptr_t{kHuge - 1};
+    std::uintptr_t a = (b + kHugePage - 1) & ~(kHugePage - 1);
     if (a > b) munmap(m, a - b);
-    if (b + kHuge > a) munmap(reinterpret_cast<void*>(a + n), b + kHuge - a);
+    if (b + kHugePage > a) munmap(reinterpret_cast<void*>(a + n), b + kHugePage - a);
     madvise(reinterpret_cast<void*>(a), n, MADV_HUGEPAGE);
     errno = saved;
     stats.metadata.fetch_add(n, std::memory_order_relaxed);

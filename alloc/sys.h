@@ -51,6 +51,8 @@ void hugepage(void* v, std::size_t n);
 // block calls it; it works a huge page at a time. Nothing when the system's
 // THP setting is "never".
 void collapse(void* v, std::size_t n);
+// Whether the system's THP setting is "never" (or the kernel has no THP).
+bool thp_disabled();
 // Ready -> Prepared: the physical pages go back to the OS and read as zero later.
 void unused(void* v, std::size_t n);
 // Any heap state -> None. `prepared` and `ready` say how much of [v, v+n) was in each state.

@@ -43,6 +43,7 @@
 #include "gc_testutil.h"
 #include "goalloc/goalloc.h"
 #include "gcinternal.h"  // gcs: the sweep counters (reclaim)
+#include "sys.h"       // thp_disabled (collapse)
 
 #include <atomic>
 #include <cerrno>
@@ -240,13 +241,7 @@ int Collapse() {
         bool ok = madvise(reinterpret_cast<void*>(b), std::size_t{2} << 20, 25 /* MADV_COLLAPSE */) == 0 ||
                   errno != EINVAL;
         munmap(m, k);
-        // (sys::collapse leaves a system set to "never" alone.)
-        if (std::FILE* t = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r")) {
-            char buf[128] = {};
-            if (std::fgets(buf, sizeof buf, t) != nullptr && std::strstr(buf, "[never]") != nullptr) ok = false;
-            std::fclose(t);
-        }
-        if (!ok) {
+        if (!ok || goalloc::sys::thp_disabled()) {  // (sys::collapse leaves "never" alone)
             std::printf("collapse unsupported\n");
             return 0;
         }
