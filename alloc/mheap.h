@@ -111,7 +111,7 @@ struct MHeap {
     // it, which a marker then reads with a TLB miss per access (gc_mark lists
     // of 1 GiB: 15% slower than on huge pages from the start). After the
     // switch take_collapse_request() is true once, and the caller has a
-    // thread that may block for a while (~0.1-0.4 s for 256 MiB here) run
+    // thread that may block for a while (~1 s a GiB here, bench/results/random_access.md) run
     // collapse_early_arenas(), which collapses those arenas into huge pages
     // (sys::collapse, a huge page at a time, outside the lock).
     bool take_collapse_request();

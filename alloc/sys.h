@@ -47,7 +47,7 @@ void populate(void* v, std::size_t n);
 void hugepage(void* v, std::size_t n);
 // Back the whole huge pages inside [v, v+n) with huge pages now, copying the
 // 4 KiB pages they hold (madvise(MADV_COLLAPSE), Linux 6.1+); best effort.
-// Synchronous and slow (~0.5-3.5 ms a 2 MiB page here): a thread that may
+// Synchronous and slow (0.7-3.9 ms a 2 MiB page here, bench/results/random_access.md): a thread that may
 // block calls it; it works a huge page at a time. Nothing when the system's
 // THP setting is "never".
 void collapse(void* v, std::size_t n);

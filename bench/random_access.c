@@ -10,12 +10,15 @@
  * line DISTANCE accesses ahead (as a marker's FIFO does), and prints per page
  * size the nanoseconds per access, the share of the range the kernel backed
  * with huge pages (AnonHugePages of /proc/self/smaps), and what the first
- * touch of each 2 MiB cost (the page faults: median and longest). Loads are
+ * touch of each 2 MiB cost (the page faults: median and longest), and, for
+ * the 4 KiB range, what collapsing it into huge pages 2 MiB at a time costs
+ * (MADV_COLLAPSE: median, longest and total). Loads are
  * independent: the core may overlap as many as it can track. Median of
  * five passes. Written by scripts/random_access.sh into
  * bench/results/random_access.md. Plain C, no goalloc code.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,9 +108,37 @@ int main(int argc, char** argv) {
         qsort(t, 5, sizeof t[0], cmp);
         long hk = huge_kib((uintptr_t)mem, (uintptr_t)mem + n);
         printf("%-10s %6.1f ns/access (min %.1f, max %.1f), %ld%% in huge pages (checksum %llu); "
-               "first touch of 2 MiB: %.0f us median, %.0f us max\n",
+               "first touch of 2 MiB: %.0f us median, %.0f us max",
                want_huge ? "huge" : "4k", t[2], t[0], t[4], hk < 0 ? -1 : (long)(hk * 100 / (long)(n >> 10)),
                (unsigned long long)sum, fmed, fmax);
+        if (!want_huge) {
+            /* What collapsing the 4 KiB range into huge pages costs, 2 MiB at
+             * a time (MADV_COLLAPSE, Linux 6.1+), as goalloc does with the
+             * arenas it mapped before it asked for huge pages. */
+            double* ct = malloc((n / huge) * sizeof *ct);
+            if (ct == NULL) return 1;
+            madvise(mem, n, MADV_HUGEPAGE);
+            int failed = 0, unsupported = 0;
+            double c0 = now_ns();
+            for (size_t h = 0; h < n / huge && !unsupported; h++) {
+                double f0 = now_ns();
+                if (madvise(mem + h * huge, huge, 25 /* MADV_COLLAPSE */) != 0) {
+                    unsupported = errno == EINVAL;
+                    failed++;
+                }
+                ct[h] = (now_ns() - f0) / 1e3;
+            }
+            double total = (now_ns() - c0) / 1e6;
+            if (unsupported) {
+                printf("; collapse: unsupported");
+            } else {
+                qsort(ct, n / huge, sizeof ct[0], cmp);
+                printf("; collapse of 2 MiB: %.0f us median, %.0f us max, %.0f ms in all (%d failed)", ct[n / huge / 2],
+                       ct[n / huge - 1], total, failed);
+            }
+            free(ct);
+        }
+        printf("\n");
         munmap(raw, n + huge);
     }
     free(idx);

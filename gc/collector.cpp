@@ -1027,7 +1027,7 @@ static void collector_init() {
     // chases pointers across the whole heap, and with 4 KiB pages nearly
     // every object it visits on a large heap also misses the TLB (a
     // two-dimensional page walk under virtualisation: a random access to a
-    // 1 GiB range took 42-60 ns here from run to run with 4 KiB pages, 16-17
+    // 1 GiB range took 42-68 ns here from run to run with 4 KiB pages, 16-20
     // ns with huge pages; scripts/random_access.sh). By default (auto) from
     // kHugePagesAutoBytes mapped: a small heap fits the TLB's reach well
     // enough (binary_trees' 70 MB: no difference) and keeps 4 KiB

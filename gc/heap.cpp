@@ -435,7 +435,7 @@ static void heap_grew(GcThread* t, std::uint64_t bytes) {
 // With huge pages (GOALLOC_GC_HUGEPAGES), a thread that grew the heap faults
 // the new range in before it uses it (collector.cpp, on_heap_grow_self), as
 // a blocking call: a first touch would fault each 2 MiB page in — zeroing it,
-// 0.2-3.6 ms here (scripts/random_access.sh) — and a stop of the world cannot
+// up to 2.6-3.6 ms here (scripts/random_access.sh) — and a stop of the world cannot
 // interrupt a fault, so it would wait; a Blocked thread is claimed instead,
 // and its stack (this frame up) scanned as it is. Called outside nosuspend
 // regions.
