@@ -135,6 +135,7 @@ const Options& options() {
             godebug_int(env(var), "gcstoptheworld", &g_options.gcstoptheworld);
         }
         g_options.gcidlemark = int_option("GOALLOC_GC_IDLE_MARK", 1) != 0;
+        g_options.gcfractional = int_option("GOALLOC_GC_FRACTIONAL", 1) != 0;
         g_options.gcprefault = int_option("GOALLOC_GC_PREFAULT", 0) != 0;
         if (const char* v = env("GOALLOC_GC_HUGEPAGES")) {
             if (std::strcmp(v, "auto") == 0) g_options.gchugepages = -1;

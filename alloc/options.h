@@ -23,6 +23,9 @@ struct Options {
     int gcidlemark = 1;                       // GOALLOC_GC_IDLE_MARK: 1 = the background mark worker
                                               // runs flat out while CPUs are idle (Go's idle workers);
                                               // 0 = it keeps to 25% of the CPUs, assists included
+    int gcfractional = 1;                     // GOALLOC_GC_FRACTIONAL: 1 = while the background worker
+                                              // marks on an idle CPU, allocating threads mark for Go's
+                                              // fractional share of their time; 0 = they do not
     int gcbgsweep = 1;                        // GOALLOC_GC_BG_SWEEP: 0 = the collector thread does no
                                               // background sweeping (allocating threads' proportional
                                               // sweep and sweep termination do it all; a diagnostic)

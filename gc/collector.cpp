@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -102,6 +103,7 @@ struct CycleStats {
     // background worker's CPU within its 25% share, its CPU beyond (idle
     // CPUs), and assists in those cycles.
     std::uint64_t mark_wall_ns = 0, mark_bg_ns = 0, mark_idle_ns = 0, mark_assist_ns = 0;
+    std::uint64_t mark_frac_ns = 0;  // allocating threads' fractional marking (in mark_bg_ns + mark_idle_ns)
 };
 static constinit Mutex stats_lock{kRankGcRoots};  // guards cstats (never held across a stop)
 static CycleStats cstats;
@@ -254,6 +256,75 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
         t->assist_credit = 0;  // forgiven
     }
     gcs.assist_ns.fetch_add(spent, std::memory_order_relaxed);
+}
+
+// ---- fractional marking (Go's fractional mark workers) ----
+// Go sizes background marking at 25% of GOMAXPROCS: whole Ps of dedicated
+// workers, and where that rounds badly (off by more than 30%: 0.5 P on 2 Ps)
+// fractional workers instead, which each P runs for a share of its time
+// (mgcpacer.go, startCycle). On a P that runs the program, that share is
+// taken from the program's goroutine; on an idle P the worker goes on as
+// an idle worker, whose time Go counts as free. The collector here has one
+// background thread. With every CPU busy it keeps to the whole 25% itself
+// (the budget in gc_cycle). While CPUs are idle it marks flat out on one of
+// them (Go's idle worker), and each allocating thread, standing for the P
+// its goroutine would run on, marks for the fractional share of its own
+// time, at its span refills (Go's scheduler points). Without that the
+// program ran at full speed through the mark while Go's runs at 75%, and
+// ate its runway before the worker was done: gc_latency assisted at the
+// end of most marks.
+// CPUs are idle: fewer registered threads (- the finalizer thread) than CPUs.
+static bool idle_cpus_now() { return options().gcidlemark && registered_threads() - 1 < ncpu(); }
+
+static std::uint32_t fractional_ppm() {
+    double total = kGoalUtilization * ncpu();
+    double dedicated = std::floor(total + 0.5);
+    if (total <= 0 || std::fabs(dedicated / total - 1) <= 0.3) return 0;
+    if (dedicated > total) dedicated -= 1;
+    return static_cast<std::uint32_t>((total - dedicated) / ncpu() * 1e6);
+}
+
+// Scan work of one chunk of fractional marking (a nosuspend region each).
+static constexpr std::int64_t kFracChunk = 64 << 10;
+
+void fractional_mark(GcThread* t) {
+    std::uint32_t ppm = gcs.frac_ppm.load(std::memory_order_relaxed);
+    if (ppm == 0 || gcs.blacken.load(std::memory_order_acquire) == 0) return;
+    std::uint64_t start = gcs.mark_start.load(std::memory_order_relaxed);
+    if (t->frac_start != start) {
+        t->frac_start = start;
+        t->frac_ns = 0;
+    }
+    std::uint64_t now = nanotime();
+    double goal = static_cast<double>(ppm) * 1e-6;
+    if (now <= start || static_cast<double>(t->frac_ns) >= goal * static_cast<double>(now - start)) return;
+    // Behind its share: mark until 20% ahead of it (Go's
+    // pollFractionalWorkerExit) or out of work. Its work is background
+    // credit, which assists (this thread's first) draw on. With nothing to
+    // drain, yield a little, as an assist does: the worker hands over half
+    // of its buffer when it sees a drain looking for work (Gcw::balance).
+    gcs.nassist.fetch_add(1, std::memory_order_relaxed);
+    int idle = 0;
+    while (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
+        nosuspend_enter();
+        std::int64_t done = drain(kFracChunk, true);
+        std::uint64_t t1 = nanotime();
+        // Counted inside the region, so that a chunk belongs to the cycle
+        // that ran it (termination stops the world and resets the count).
+        gcs.frac_cycle_ns.fetch_add(t1 - now, std::memory_order_relaxed);
+        gcs.frac_ns.fetch_add(t1 - now, std::memory_order_relaxed);
+        nosuspend_exit();
+        t->frac_ns += t1 - now;
+        if (done == 0) {
+            if (++idle > 2) break;
+            sched_yield();
+            now = nanotime();
+            continue;
+        }
+        now = t1;
+        if (static_cast<double>(t->frac_ns) > 1.2 * goal * static_cast<double>(now - start)) break;
+    }
+    gcs.nassist.fetch_sub(1, std::memory_order_release);
 }
 
 // ---- roots: Root<T> nodes and root ranges ----
@@ -541,6 +612,7 @@ struct CycleTimes {
     std::uint64_t stw1_ns, stw2_ns;
     std::uint64_t heap0, heap1, marked, goal;
     std::uint64_t bg_cpu_ns, idle_cpu_ns, assist_ns, mark_wall_ns;
+    std::uint64_t frac_ns;  // allocating threads' fractional marking (in bg_cpu_ns + idle_cpu_ns)
     bool forced;
 };
 
@@ -714,6 +786,12 @@ static void run_cycle(bool forced) {
     gcs.bytes_marked.store(0, std::memory_order_relaxed);
     gcs.scan_work.store(0, std::memory_order_relaxed);
     gcs.bg_credit.store(0, std::memory_order_relaxed);
+    // Fractional marking from the first allocation that may blacken (its
+    // clock starts here): until this thread's first chunk of marking is
+    // credited, an allocating thread would otherwise assist.
+    const std::uint32_t frac_ppm = options().gcfractional && !stw_mark ? fractional_ppm() : 0;
+    gcs.mark_start.store(nanotime(), std::memory_order_relaxed);
+    gcs.frac_ppm.store(idle_cpus_now() ? frac_ppm : 0, std::memory_order_relaxed);
     gcs.phase.store(kPhaseMark, std::memory_order_relaxed);
     __atomic_store_n(&detail::write_barrier_enabled, 1, __ATOMIC_SEQ_CST);
     std::uint64_t globals;
@@ -768,8 +846,12 @@ static void run_cycle(bool forced) {
     double target = kGoalUtilization * ncpu();  // CPUs' worth of background marking
     int attempts = 0;
     for (;;) {
-        std::int64_t done = drain(stw_mark ? -1 : 256 << 10);
-        gcs.bg_credit.fetch_add(done, std::memory_order_relaxed);
+        // Idle CPUs (fewer registered threads than CPUs; - the finalizer
+        // thread): this thread marks flat out, allocating threads their
+        // fractional share (fractional_mark).
+        bool idle_cpus = idle_cpus_now();
+        gcs.frac_ppm.store(idle_cpus ? frac_ppm : 0, std::memory_order_relaxed);
+        std::int64_t done = drain(stw_mark ? -1 : 256 << 10, true);
         if (done == 0 && !work_available() && gcs.nassist.load(std::memory_order_acquire) != 0) {
             // Assists hold the last grey objects in their local buffers:
             // stopping now would only make them hand the work back (and the
@@ -815,6 +897,7 @@ static void run_cycle(bool forced) {
                 }
             }
             c.mark_end = t2;
+            gcs.frac_ppm.store(0, std::memory_order_relaxed);
             gcs.phase.store(kPhaseOff, std::memory_order_relaxed);
             gcs.blacken.store(0, std::memory_order_relaxed);
             for_each_thread(end_black_cb, nullptr);
@@ -852,10 +935,13 @@ static void run_cycle(bool forced) {
             record_pause(stw_mark ? t3 - c.stw1 : c.stw2_ns, walltime_ns());
             // CPU accounting (before NumGC moves, so that a reader that sees
             // the cycle sees its figures): the background worker up to its
-            // share (25% of the CPUs) of the mark phase, the rest idle-CPU
-            // marking; assists (all done: the world is stopped).
+            // share (25% of the CPUs) of the mark phase, with the allocating
+            // threads' fractional marking, the rest idle-CPU marking (as Go:
+            // its fractional workers' time is background, its idle workers'
+            // free); assists (all done: the world is stopped).
             {
-                std::uint64_t cpu = thread_cpu_ns() - cpu0, el = c.mark_end - mark_start;
+                c.frac_ns = gcs.frac_cycle_ns.exchange(0, std::memory_order_relaxed);
+                std::uint64_t cpu = thread_cpu_ns() - cpu0 + c.frac_ns, el = c.mark_end - mark_start;
                 std::uint64_t share = static_cast<std::uint64_t>(target * static_cast<double>(el));
                 c.bg_cpu_ns = cpu < share ? cpu : share;
                 c.idle_cpu_ns = cpu - c.bg_cpu_ns;
@@ -872,6 +958,7 @@ static void run_cycle(bool forced) {
                 cstats.mark_bg_ns += c.bg_cpu_ns;
                 cstats.mark_idle_ns += c.idle_cpu_ns;
                 cstats.mark_assist_ns += c.assist_ns;
+                cstats.mark_frac_ns += c.frac_ns;
                 gcs.cycles.store(n + 1, std::memory_order_release);  // with the ring (read_mem_stats)
             }
             c.body2_ns = nanotime() - t2s - c.flush2_ns;
@@ -884,7 +971,6 @@ static void run_cycle(bool forced) {
         }
         // Throttle the background worker to its share (25% of the CPUs),
         // unless it may use idle CPUs (GOALLOC_GC_IDLE_MARK=1) and some are.
-        bool idle_cpus = options().gcidlemark && registered_threads() - 1 < ncpu();  // - the finalizer thread
         if (done != 0 && target < 1.0 && !idle_cpus && !stw_mark) {
             // The share counts assists too (their drains' wall time: an upper bound of their CPU time).
             std::uint64_t used = thread_cpu_ns() - cpu0 + (gcs.assist_ns.load(std::memory_order_relaxed) - assist0),
@@ -1130,6 +1216,7 @@ void read_mem_stats(MemStats& out) {
         out.MarkBackgroundNs = cstats.mark_bg_ns;
         out.MarkIdleNs = cstats.mark_idle_ns;
         out.MarkCycleAssistNs = cstats.mark_assist_ns;
+        out.MarkFractionalNs = cstats.mark_frac_ns;
         std::uint64_t now = nanotime();
         std::uint64_t avail = (now - start_ns) * static_cast<std::uint64_t>(ncpu());
         out.GCCPUFraction = avail ? static_cast<double>(cstats.gc_cpu_ns) / static_cast<double>(avail) : 0;

@@ -146,6 +146,9 @@ struct GcThread {
     // Tiny allocations, merged when the cache is released (owner writes).
     std::atomic<std::uint64_t> ntiny{0};
     std::int64_t assist_credit = 0;  // scan work (bytes) this thread is owed (>0) or owes (<0)
+    // Fractional marking (owner only): its time in the mark phase that began
+    // at frac_start (gcs.mark_start).
+    std::uint64_t frac_ns = 0, frac_start = 0;
     // Stack and suspension (world.cpp).
     pthread_t tid{};
     std::uintptr_t stack_lo = 0, stack_hi = 0;
@@ -195,7 +198,15 @@ struct GcState {
     std::atomic<std::int64_t> bytes_marked{0};  // this cycle, incl. black allocations
     std::atomic<std::int64_t> scan_work{0};     // bytes scanned this cycle
     std::atomic<std::int64_t> bg_credit{0};     // background scan credit assists may steal
-    std::atomic<std::uint32_t> nassist{0};      // threads inside an assist's drain loop
+    std::atomic<std::uint32_t> nassist{0};      // threads inside an assist's (or fractional) drain loop
+    // Go's fractional mark workers (collector.cpp, fractional_mark). The
+    // collector thread writes these while marking: frac_ppm, the share of
+    // its time an allocating thread marks (parts per million; 0 = none:
+    // the background worker is not on an idle CPU); mark_start, when the
+    // concurrent mark began (nanotime).
+    std::atomic<std::uint32_t> frac_ppm{0};
+    std::atomic<std::uint64_t> mark_start{0};
+    std::atomic<std::uint64_t> frac_cycle_ns{0};  // fractional marking this cycle (reset at termination)
     // Statistics.
     std::atomic<std::uint64_t> total_alloc{0};  // merged from threads
     std::atomic<std::uint64_t> nmalloc{0};
@@ -204,6 +215,7 @@ struct GcState {
     std::atomic<std::uint64_t> ntiny{0};
     std::atomic<std::uint64_t> inuse_bytes{0};  // pages of collected spans
     std::atomic<std::uint64_t> assist_ns{0};   // assists' drain time (not their yields or waits)
+    std::atomic<std::uint64_t> frac_ns{0};     // fractional marking's drain time, cumulative
     std::atomic<std::int64_t> nspans{0};    // collected spans in use
     std::atomic<std::int64_t> unswept{0};   // spans not yet swept this cycle (nspans at the flip)
     // Proportional sweep (Go's sweepPagesPerByte, in spans): set at each
@@ -334,7 +346,7 @@ std::uint64_t scan_one_stack(GcThread* t);
 void free_stack_copy(GcThread* t);  // checkmark's copy of the stack
 void scan_object_contents(std::uintptr_t obj);  // shade obj's pointers without marking obj
 // Drain up to `budget` bytes of scan work (<0: until empty). Returns work done.
-std::int64_t drain(std::int64_t budget);
+std::int64_t drain(std::int64_t budget, bool bg_credit = false);
 bool work_available();
 void flush_wbuf(GcThread* t);  // shade the thread's barrier buffer (owner, or world stopped)
 void checkmark_run();          // world stopped, mark done: verify
@@ -342,6 +354,7 @@ void checkmark_run();          // world stopped, mark done: verify
 // ---- collector.cpp ----
 void note_heap_live_add(std::uint64_t bytes);  // checks the trigger
 void assist_alloc(GcThread* t, std::uint64_t bytes);
+void fractional_mark(GcThread* t);  // Go's fractional worker's share, at a span refill while marking
 void roots_scan();                 // concurrent, during mark
 void roots_scan_checkmark();       // world stopped
 void finalizers_scan();            // concurrent, during mark: contents of finalizable objects + queue

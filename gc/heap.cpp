@@ -428,7 +428,10 @@ static std::uint64_t refill(GcThread* t, int spc) {
 // share of the sweep.
 static void heap_grew(GcThread* t, std::uint64_t bytes) {
     note_heap_live_add(bytes);
-    if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) assist_alloc(t, bytes);
+    if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
+        fractional_mark(t);
+        assist_alloc(t, bytes);
+    }
     else sweep_credit();
 }
 

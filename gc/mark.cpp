@@ -526,10 +526,17 @@ static inline std::atomic<MSpan*>* span_entry(std::uintptr_t p) {
 // microsecond more than it would with a poll per object.
 static constexpr std::int64_t kDrainPoll = 1024;
 
-std::int64_t drain(std::int64_t budget) {
+// A background drain (bg_credit) hands its work to gcs.bg_credit, for
+// assists to draw on, every kCreditSlack of it, not only at its end (Go's
+// gcCreditSlack): at a mark's start the worker's first chunk took a few
+// hundred microseconds, through which allocating threads found no credit
+// and assisted.
+static constexpr std::int64_t kCreditSlack = 16 << 10;
+
+std::int64_t drain(std::int64_t budget, bool bg_credit) {
     Gcw w;
     w.check = checking;
-    std::int64_t done = 0, poll = 0;
+    std::int64_t done = 0, poll = 0, credited = 0;
     // The FIFO keeps each object's span table entry beside it, looked up
     // once when it enters: the record is loaded from it to be prefetched
     // halfway through and again to scan (one arena lookup an object, not
@@ -551,6 +558,10 @@ std::int64_t drain(std::int64_t budget) {
                 w.balance();
             poll = done + kDrainPoll;
             if (budget >= 0 && poll > budget) poll = budget;
+            if (bg_credit && done - credited >= kCreditSlack) {
+                gcs.bg_credit.fetch_add(done - credited, std::memory_order_relaxed);
+                credited = done;
+            }
         }
         std::uintptr_t b = w.tryget();
         Slot x;
@@ -593,6 +604,7 @@ std::int64_t drain(std::int64_t budget) {
     // Objects still in the FIFO are grey: back to the work buffer.
     for (; n != 0; n--, head = (head + 1) % kPrefetch) w.put(ring[head].obj);
     w.flush();
+    if (bg_credit && done != credited) gcs.bg_credit.fetch_add(done - credited, std::memory_order_relaxed);
     return done;
 }
 

@@ -35,6 +35,11 @@
 //                            registered thread, then allocates collected
 //                            objects of two layouts in one size class (heap
 //                            bits written); prints "mixed ok"
+//   gc_test_child fractional allocates garbage beside a live tree of 64 MiB
+//                            until 4 cycles of the pacer's have run (at most
+//                            20 s), and prints "fractional ncpu C frac F bg B
+//                            idle I wall W assist A cycles N": the mark
+//                            phases' MemStats figures over those cycles (ns)
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -369,6 +374,40 @@ int Reclaim() {
     return 0;
 }
 
+Node* Tree(int depth) {
+    Node* n = gc::make<Node>();
+    if (depth > 0) {
+        n->next = Tree(depth - 1);
+        n->f = Tree(depth - 1);
+    }
+    return n;
+}
+
+// An allocating thread while the pacer's cycles run (no collect()): one
+// registered mutator, so with two CPUs or more one is idle while marking.
+// The live heap is a tree (2^21 nodes, 64 MiB in 32-byte slots): marking it
+// has grey objects to share, where a single list has one at a time.
+int Fractional() {
+    gc::set_gc_percent(100);
+    gc::Root<Node> live;
+    live = Tree(20);
+    gc::MemStats s0, s;
+    gc::read_mem_stats(s0);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    do {
+        Garbage(1 * gatest::MiB);
+        gc::read_mem_stats(s);
+    } while (s.NumGC < s0.NumGC + 4 && std::chrono::steady_clock::now() < until);
+    std::printf("fractional ncpu %d frac %llu bg %llu idle %llu wall %llu assist %llu cycles %u\n", goalloc::gc::ncpu(),
+                static_cast<unsigned long long>(s.MarkFractionalNs - s0.MarkFractionalNs),
+                static_cast<unsigned long long>(s.MarkBackgroundNs - s0.MarkBackgroundNs),
+                static_cast<unsigned long long>(s.MarkIdleNs - s0.MarkIdleNs),
+                static_cast<unsigned long long>(s.MarkWallNs - s0.MarkWallNs),
+                static_cast<unsigned long long>(s.MarkCycleAssistNs - s0.MarkCycleAssistNs), s.NumGC - s0.NumGC);
+    std::fflush(stdout);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -385,6 +424,7 @@ int main(int argc, char** argv) {
     if (mode == "reclaim") return Reclaim();
     if (mode == "collapse") return Collapse();
     if (mode == "mallocgrow") return MallocThenMixed();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | mallocgrow\n");
+    if (mode == "fractional") return Fractional();
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | mallocgrow | fractional\n");
     return 2;
 }

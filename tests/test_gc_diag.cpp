@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -282,4 +283,70 @@ TEST(GcDiag, NewSpanReclaimsDeadSpansBehindLiveOnes) {
     EXPECT_GE(freed, 8000u) << r.out;  // a dead span: 341 24-byte objects
     EXPECT_GT(swept, 600) << r.out;    // past the live spans
     EXPECT_GT(unswept, 0) << r.out;    // and no further than it had to
+}
+
+namespace {
+
+// Go's fractional mark workers' share of each P's time (runtime/mgcpacer.go,
+// startCycle): 25% of the CPUs in whole dedicated workers, unless that is
+// off by more than 30% (0.5 CPU on 2); then fractional workers make up the
+// rest, a share of every P's time.
+double GoFractionalGoal(int ncpu) {
+    const double total = 0.25 * ncpu;
+    double dedicated = static_cast<double>(static_cast<long>(total + 0.5));
+    if (total <= 0 || std::fabs(dedicated / total - 1) <= 0.3) return 0;
+    if (dedicated > total) dedicated -= 1;
+    return (total - dedicated) / ncpu;
+}
+
+struct FracRun {
+    int ncpu = 0;
+    unsigned long long frac = 0, bg = 0, idle = 0, wall = 0, assist = 0;
+    unsigned cycles = 0;
+};
+
+FracRun RunFractional(const std::vector<std::string>& env) {
+    std::vector<std::string> unset = kUnset;
+    unset.push_back("GOALLOC_GC_FRACTIONAL");
+    unset.push_back("GOALLOC_GC_IDLE_MARK");
+    ChildResult r = RunChild({GC_TEST_CHILD, "fractional"}, env, unset);
+    FracRun f;
+    EXPECT_TRUE(r.exited && r.status == 0) << Describe(r);
+    EXPECT_EQ(std::sscanf(r.out.c_str(), "fractional ncpu %d frac %llu bg %llu idle %llu wall %llu assist %llu cycles %u",
+                          &f.ncpu, &f.frac, &f.bg, &f.idle, &f.wall, &f.assist, &f.cycles),
+              7)
+        << r.out;
+    return f;
+}
+
+}  // namespace
+
+// While the background worker marks on an idle CPU (one allocating thread,
+// two CPUs or more), the allocating thread marks for Go's fractional share of
+// its time, at its span refills, as Go's fractional worker takes its share of
+// the P a goroutine runs on (gc/README.md, "Pacing and assists"). Its time is
+// part of the background marking MemStats reports (MarkBackgroundNs within
+// the 25% share, MarkIdleNs beyond), and stays near its share of the mark
+// phases. Without idle CPUs, or with GOALLOC_GC_FRACTIONAL=0 or
+// GOALLOC_GC_IDLE_MARK=0, allocating threads only assist.
+TEST(GcDiag, AllocatingThreadMarksItsFractionalShareWhileCPUsAreIdle) {
+    FracRun f = RunFractional({});
+    ASSERT_GE(f.cycles, 4u) << "the pacer ran fewer than 4 cycles in 20 s";
+    ASSERT_GT(f.wall, 0u);
+    const double goal = GoFractionalGoal(f.ncpu);
+    if (f.ncpu < 2 || goal == 0) {
+        EXPECT_EQ(f.frac, 0u) << "no fractional share on " << f.ncpu << " CPUs";
+    } else {
+        EXPECT_GT(f.frac, 0u) << "the allocating thread never marked its fractional share";
+        EXPECT_LE(f.frac, f.bg + f.idle) << "fractional marking is part of the background figures";
+        // Go's worker stops 20% past its share; a chunk (64 KiB of scan
+        // work) may run over, and a mark phase's clock starts a little
+        // after the fractional one.
+        EXPECT_LE(static_cast<double>(f.frac), 1.5 * goal * static_cast<double>(f.wall) + 4e6)
+            << "frac " << f.frac << " ns over " << f.wall << " ns of marking";
+    }
+    FracRun off = RunFractional({"GOALLOC_GC_FRACTIONAL=0"});
+    EXPECT_EQ(off.frac, 0u);
+    FracRun budget = RunFractional({"GOALLOC_GC_IDLE_MARK=0"});
+    EXPECT_EQ(budget.frac, 0u) << "with the worker kept to its budget, no CPU is idle marking";
 }

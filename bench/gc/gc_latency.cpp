@@ -21,15 +21,17 @@
 // Also measured, goalloc only: the collector's CPU share while marking. The
 // first mutator samples the write-barrier flag (on while marking) with the
 // clock; over the marking intervals it sees, collector CPU = process CPU time -
-// the mutators' CPU time (their thread clocks) + mark assists (MarkAssistNs,
-// done on mutator threads; at most the mutators' CPU time in those intervals,
-// since MarkAssistNs is wall time), divided by wall time x CPUs available
-// (mark_cpu_fraction=; without the assists: mark_bg_cpu_fraction=;
+// the mutators' CPU time (their thread clocks) + mark assists and fractional
+// marking (MarkAssistNs, MarkFractionalNs: done on mutator threads; at most
+// the mutators' CPU time in those intervals, since both are wall time),
+// divided by wall time x CPUs available (mark_cpu_fraction=; without them:
+// mark_bg_cpu_fraction=;
 // mark_duty= is the share of the run spent marking). Beside it, the
 // collector's own account of the cycles completed during the run
-// (MemStats.Mark*Ns), in Go's terms: mark_go_cpu_fraction= is the background
-// worker within its 25% share plus assists, mark_idle_cpu_fraction= the
-// worker's marking on CPUs no mutator wanted, which Go 1.19 leaves out of its
+// (MemStats.Mark*Ns), in Go's terms: mark_go_cpu_fraction= is background
+// marking (the worker and the mutators' fractional share) within its 25%
+// share plus assists, mark_idle_cpu_fraction= the marking beyond it, on CPUs
+// no mutator wanted, which Go 1.19 leaves out of its
 // GC CPU utilization as "free" (runtime/mgc.go, gcMarkTermination).
 //
 // stdout: `result: gc_latency ...` (human-readable); stderr: the gcstats line
@@ -260,10 +262,12 @@ int main(int argc, char** argv) {
     std::int64_t p50 = gcb_gaps_quantile(&gaps, 0.5), p99 = gcb_gaps_quantile(&gaps, 0.99),
                  p999 = gcb_gaps_quantile(&gaps, 0.999);
     std::uint64_t assist = ms1.MarkAssistNs - ms0.MarkAssistNs;
-    // Assists run on the mutators while marking: their CPU time is part of the
-    // mutators' CPU time in the marking intervals. MarkAssistNs is wall time
-    // (it includes waiting for a CPU, and yields), so it is capped by that.
-    const std::int64_t assist_cpu = std::min(static_cast<std::int64_t>(assist), sampler.mut_cpu);
+    std::uint64_t frac = ms1.MarkFractionalNs - ms0.MarkFractionalNs;
+    // Assists and fractional marking run on the mutators while marking: their
+    // CPU time is part of the mutators' CPU time in the marking intervals.
+    // MarkAssistNs and MarkFractionalNs are wall time (they include waiting
+    // for a CPU), so they are capped by that.
+    const std::int64_t assist_cpu = std::min(static_cast<std::int64_t>(assist + frac), sampler.mut_cpu);
     const double mark_avail = static_cast<double>(sampler.wall) * ncpus();
     const double mark_frac = sampler.wall > 0 ? static_cast<double>(sampler.gc_cpu + assist_cpu) / mark_avail : -1;
     const double mark_bg_frac = sampler.wall > 0 ? static_cast<double>(sampler.gc_cpu) / mark_avail : -1;
@@ -296,13 +300,14 @@ int main(int argc, char** argv) {
                  " p99_gap_ns=%" PRId64 " p999_gap_ns=%" PRId64 " gaps_over_100us=%" PRIu64 " gaps_over_1ms=%" PRIu64
                  " gaps=%" PRIu64 " mark_cpu_fraction=%.6f mark_bg_cpu_fraction=%.6f mark_duty=%.6f"
                  " mark_intervals=%" PRIu64 " mark_wall_ns=%" PRId64 " mark_mutator_cpu_ns=%" PRId64 " steady_assist_ns=%" PRIu64
-                 " steady_cpu_s=%.3f ncpu=%d mark_go_cpu_fraction=%.6f mark_idle_cpu_fraction=%.6f\n",
+                 " steady_cpu_s=%.3f ncpu=%d mark_go_cpu_fraction=%.6f mark_idle_cpu_fraction=%.6f"
+                 " steady_frac_ns=%" PRIu64 "\n",
                  ms.NumGC, ms.PauseTotalNs, ms.MaxPauseNs, ms.GCCPUFraction, gcb_vmhwm_kib(), ms.NumForcedGC,
                  ms.MarkAssistNs, ms.HeapSys, ms.TotalAlloc, ms.Mallocs, ops, rate, secs, build_s,
                  ms1.NumGC - ms0.NumGC, ms1.PauseTotalNs - ms0.PauseTotalNs, gaps.max, p50, p99, p999,
                  gaps.over_100us, gaps.over_1ms, gaps.n, mark_frac, mark_bg_frac,
                  secs > 0 ? static_cast<double>(sampler.wall) / (static_cast<double>(t1 - t0)) : 0.0,
                  sampler.intervals, sampler.wall, sampler.mut_cpu, assist, static_cast<double>(proc_cpu) / 1e9, ncpus(),
-                 mark_go_frac, mark_idle_frac);
+                 mark_go_frac, mark_idle_frac, frac);
     return 0;
 }

@@ -83,6 +83,12 @@ struct MemStats {
     std::uint64_t MarkBackgroundNs;
     std::uint64_t MarkIdleNs;
     std::uint64_t MarkCycleAssistNs;
+    // Of MarkBackgroundNs + MarkIdleNs: the part allocating threads marked
+    // (Go's fractional workers on the Ps that run the program; wall time of
+    // their marking, as MarkAssistNs). A mark in which CPUs are idle has the
+    // background worker flat out on one and each allocating thread marking
+    // for the fractional share of its time (gc/README.md).
+    std::uint64_t MarkFractionalNs;
 };
 
 // ---- control ----
