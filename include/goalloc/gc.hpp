@@ -73,11 +73,12 @@ struct MemStats {
     std::uint64_t MarkAssistNs;   // cumulative time allocating threads spent assisting (marking, as
                                   // Go's gcAssistTime: not waiting past the hard goal)
     // Concurrent mark phases of completed cycles, cumulative (Go's
-    // runtime/metrics /cpu/classes/gc/mark/*): their wall time; the background
-    // worker's CPU time within its share (25% of the CPUs: Go's dedicated and
-    // fractional workers); its CPU time beyond that, on CPUs no mutator
-    // wanted (Go's idle workers, which Go leaves out of GCCPUFraction as
-    // "free"); and the assists of those cycles (the wall time of their
+    // runtime/metrics /cpu/classes/gc/mark/*): their wall time; background
+    // marking (the worker's CPU time and allocating threads' fractional
+    // marking) within its share (25% of the CPUs: Go's dedicated and
+    // fractional workers); background marking beyond that, on CPUs no
+    // mutator wanted (Go's idle workers, which Go leaves out of GCCPUFraction
+    // as "free"); and the assists of those cycles (the wall time of their
     // marking, as MarkAssistNs).
     std::uint64_t MarkWallNs;
     std::uint64_t MarkBackgroundNs;
