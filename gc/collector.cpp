@@ -284,8 +284,20 @@ static std::uint32_t fractional_ppm() {
     return static_cast<std::uint32_t>((total - dedicated) / ncpu() * 1e6);
 }
 
-// Scan work of one chunk of fractional marking (a nosuspend region each).
-static constexpr std::int64_t kFracChunk = 64 << 10;
+// Scan work of one chunk of fractional marking (a nosuspend region each;
+// ~20 us on a large heap).
+static constexpr std::int64_t kFracChunk = 32 << 10;
+// A thread marks in slices of at most this long, at refills while it is
+// behind its share. Go's fractional worker runs on until it is 20% ahead;
+// meanwhile the goroutine it displaced moves to another P. A thread cannot
+// move: run to 20% ahead of a share of the time since the mark began, its
+// slices grew with the mark (gc_latency: 2.5 ms slices at 10 ms into a mark,
+// 50-70 ms hiccups a second in), so it catches up in short slices instead.
+static constexpr std::uint64_t kFracSliceNs = 200000;
+// At most this far behind: time it spent blocked (a heap growth faulted in,
+// a wait) is forgiven, as Go's P would have run its fractional worker then
+// instead of taking it from the program later.
+static constexpr std::uint64_t kFracMaxBehindNs = 1000000;
 
 void fractional_mark(GcThread* t) {
     std::uint32_t ppm = gcs.frac_ppm.load(std::memory_order_relaxed);
@@ -297,12 +309,17 @@ void fractional_mark(GcThread* t) {
     }
     std::uint64_t now = nanotime();
     double goal = static_cast<double>(ppm) * 1e-6;
-    if (now <= start || static_cast<double>(t->frac_ns) >= goal * static_cast<double>(now - start)) return;
-    // Behind its share: mark until 20% ahead of it (Go's
-    // pollFractionalWorkerExit) or out of work. Its work is background
-    // credit, which assists (this thread's first) draw on. With nothing to
-    // drain, yield a little, as an assist does: the worker hands over half
-    // of its buffer when it sees a drain looking for work (Gcw::balance).
+    if (now <= start) return;
+    double due = goal * static_cast<double>(now - start);
+    if (static_cast<double>(t->frac_ns) >= due) return;
+    if (due - static_cast<double>(t->frac_ns) > static_cast<double>(kFracMaxBehindNs))
+        t->frac_ns = static_cast<std::uint64_t>(due) - kFracMaxBehindNs;
+    // Behind its share: mark until it is not, for one slice at most, or out
+    // of work. Its work is background credit, which assists (this thread's
+    // first) draw on. With nothing to drain, yield a little, as an assist
+    // does: the worker hands over half of its buffer when it sees a drain
+    // looking for work (Gcw::balance).
+    const std::uint64_t slice_end = now + kFracSliceNs;
     gcs.nassist.fetch_add(1, std::memory_order_relaxed);
     int idle = 0;
     while (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
@@ -322,7 +339,7 @@ void fractional_mark(GcThread* t) {
             continue;
         }
         now = t1;
-        if (static_cast<double>(t->frac_ns) > 1.2 * goal * static_cast<double>(now - start)) break;
+        if (now >= slice_end || static_cast<double>(t->frac_ns) >= goal * static_cast<double>(now - start)) break;
     }
     gcs.nassist.fetch_sub(1, std::memory_order_release);
 }
