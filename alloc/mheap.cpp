@@ -121,7 +121,9 @@ void MHeap::collapse_early_arenas() {
         }
     }
     // Arenas and their mappings are never unmapped, so the ranges stay valid.
+    collapse_running.store(true, std::memory_order_relaxed);
     for (std::size_t i = 0; i < n; i++) sys::collapse(reinterpret_cast<void*>(base[i]), bytes[i]);
+    collapse_running.store(false, std::memory_order_relaxed);
 }
 
 void* MHeap::meta_chunk(std::size_t n) {

@@ -116,6 +116,11 @@ struct MHeap {
     // (sys::collapse, a huge page at a time, outside the lock).
     bool take_collapse_request();
     void collapse_early_arenas();
+    // While collapse_early_arenas runs: a read of memory being collapsed
+    // waits for its huge page to be done (0.7-3.9 ms each), so the collector
+    // keeps marking off allocating threads meanwhile (gc/collector.cpp,
+    // fractional_mark).
+    bool collapsing() const { return collapse_running.load(std::memory_order_relaxed); }
 
     // Span records and bitmaps on huge pages. On a heap of gigabytes the
     // markers read these at random, and with 4 KiB pages nearly each read
@@ -146,6 +151,7 @@ private:
     std::size_t mapped_bytes = 0;           // lock: bytes of arena mapped (Prepared or Ready)
     std::atomic<bool> collapse_wanted{false};  // set under the lock at the switch; taken once
     std::size_t collapse_narenas = 0;       // lock: arenas mapped at the switch
+    std::atomic<bool> collapse_running{false};  // the collapsing thread, while it runs
     void enable_hugepages_locked();
     void note_grown(std::uintptr_t base, std::size_t bytes);
     bool grow_locked(std::size_t npages);
