@@ -12,7 +12,9 @@
 //   2. concurrent mark: scan Root<T>s, the contents of finalizable objects and
 //      the finalizer queue, then drain grey objects — the collector thread as
 //      the background worker (25% of the CPUs, and idle CPUs unless
-//      GOALLOC_GC_IDLE_MARK=0), and allocating threads through assists;
+//      GOALLOC_GC_IDLE_MARK=0), and allocating threads through assists and,
+//      while the worker marks on an idle CPU, their fractional share of
+//      their time (Go's fractional workers, fractional_mark);
 //   3. mark termination: when no grey objects are left, every thread shades
 //      its write-barrier buffer (a handshake), then stop the world, shade
 //      what the buffers took since; if that found nothing new, turn the
