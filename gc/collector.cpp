@@ -268,13 +268,14 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
 // taken from the program's goroutine; on an idle P the worker goes on as
 // an idle worker, whose time Go counts as free. The collector here has one
 // background thread. With every CPU busy it keeps to the whole 25% itself
-// (the budget in gc_cycle). While CPUs are idle it marks flat out on one of
+// (the budget in run_cycle). While CPUs are idle it marks flat out on one of
 // them (Go's idle worker), and each allocating thread, standing for the P
 // its goroutine would run on, marks for the fractional share of its own
 // time, at its span refills (Go's scheduler points). Without that the
 // program ran at full speed through the mark while Go's runs at 75%, and
 // ate its runway before the worker was done: gc_latency assisted at the
 // end of most marks.
+
 // CPUs are idle: fewer registered threads (- the finalizer thread) than CPUs.
 static bool idle_cpus_now() { return options().gcidlemark && registered_threads() - 1 < ncpu(); }
 
@@ -328,7 +329,7 @@ void fractional_mark(GcThread* t) {
     // does: the worker hands over half of its buffer when it sees a drain
     // looking for work (Gcw::balance).
     const std::uint64_t slice_end = now + kFracSliceNs;
-    // With the worker's check (gc_cycle, `quiesce`): one of the two sees the
+    // With the worker's check (run_cycle, `quiesce`): one of the two sees the
     // other (both sequentially consistent), so no fractional drain is under
     // way once the worker has seen no drains and gone on to stop the world.
     gcs.nassist.fetch_add(1, std::memory_order_seq_cst);
@@ -819,8 +820,8 @@ static void run_cycle(bool forced) {
     gcs.scan_work.store(0, std::memory_order_relaxed);
     gcs.bg_credit.store(0, std::memory_order_relaxed);
     // Fractional marking from the first allocation that may blacken (its
-    // clock starts here): until this thread's first chunk of marking is
-    // credited, an allocating thread would otherwise assist.
+    // clock starts here, before the worker's first drain): until the
+    // worker's first credit, an allocating thread would otherwise assist.
     const std::uint32_t frac_ppm = options().gcfractional && !stw_mark ? fractional_ppm() : 0;
     gcs.mark_start.store(nanotime(), std::memory_order_relaxed);
     gcs.frac_ppm.store(idle_cpus_now() ? frac_ppm : 0, std::memory_order_relaxed);

@@ -306,7 +306,7 @@ def goal_lines(rows, live_mb):
     else:
         w = lat["mark_cpu_fraction_worst"]
         bg = lat.get("mark_bg_cpu_fraction")
-        out.append(f"- GC CPU share <= {GOAL_MARK_CPU:.0%} while marking, assists included "
+        out.append(f"- GC CPU share <= {GOAL_MARK_CPU:.0%} while marking, by the process clocks, the mutators' marking (assists, fractional share) included "
                    f"(gc_latency, worst over the rounds): "
                    f"**{'met' if w <= GOAL_MARK_CPU else 'not met'}** ({w:.1%}; median "
                    f"{mc:.1%}" + (f", of which background workers {bg:.1%}" if bg is not None
@@ -586,12 +586,14 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
             "assist or sweep the mutator did or waited for in between. Quantiles are the upper "
             "bounds of log2 buckets. 'GC CPU while marking' (goalloc only): over the intervals "
             "in which the mutator saw the write barrier on, process CPU time - the mutators' "
-            "CPU time + mark assists, / (wall time x CPUs); 'of which background': without "
-            "the assists (the collector's own threads only). 'Go's accounting': the "
+            "CPU time + the mutators' marking (assists and their fractional share), / (wall "
+            "time x CPUs); 'of which background': without the mutators' marking (the "
+            "collector's own threads only). 'Go's accounting': the "
             "collector's own figures for the mark phases that completed during the run "
-            "(`MemStats.MarkBackgroundNs + MarkCycleAssistNs` over `MarkWallNs` x CPUs): the "
-            "background worker within its 25% share plus assists, as Go 1.19 counts GC CPU; "
-            "'idle-CPU marking': the worker's marking beyond its share on a CPU no mutator "
+            "(`MemStats.MarkBackgroundNs + MarkCycleAssistNs` over `MarkWallNs` x CPUs): "
+            "background marking (the worker and the mutators' fractional share, Go's "
+            "fractional workers) within its 25% share plus assists, as Go 1.19 counts GC CPU; "
+            "'idle-CPU marking': background marking beyond its share, on a CPU no mutator "
             "wanted (`MarkIdleNs`), which Go leaves out as free. For Go the same two figures "
             "come from its own `GODEBUG=gctrace=1` lines (set for its gc_latency runs only): "
             "over the cycles that began after the heap was built, (assist + background mark "

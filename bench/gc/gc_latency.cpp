@@ -25,7 +25,7 @@
 // marking (MarkAssistNs, MarkFractionalNs: done on mutator threads; at most
 // the mutators' CPU time in those intervals, since both are wall time),
 // divided by wall time x CPUs available (mark_cpu_fraction=; without them:
-// mark_bg_cpu_fraction=;
+// mark_bg_cpu_fraction=; steady_frac_ns= is the fractional marking's time;
 // mark_duty= is the share of the run spent marking). Beside it, the
 // collector's own account of the cycles completed during the run
 // (MemStats.Mark*Ns), in Go's terms: mark_go_cpu_fraction= is background
