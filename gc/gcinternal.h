@@ -206,7 +206,9 @@ struct GcState {
     // concurrent mark began (nanotime).
     std::atomic<std::uint32_t> frac_ppm{0};
     std::atomic<std::uint64_t> mark_start{0};
-    std::atomic<std::uint64_t> frac_cycle_ns{0};  // fractional marking this cycle (reset at termination)
+    // Fractional marking this cycle: added by allocating threads inside their
+    // nosuspend regions, read and reset by termination (world stopped).
+    std::atomic<std::uint64_t> frac_cycle_ns{0};
     // Statistics.
     std::atomic<std::uint64_t> total_alloc{0};  // merged from threads
     std::atomic<std::uint64_t> nmalloc{0};
@@ -345,7 +347,9 @@ void scan_stacks();            // world stopped
 std::uint64_t scan_one_stack(GcThread* t);
 void free_stack_copy(GcThread* t);  // checkmark's copy of the stack
 void scan_object_contents(std::uintptr_t obj);  // shade obj's pointers without marking obj
-// Drain up to `budget` bytes of scan work (<0: until empty). Returns work done.
+// Drain up to `budget` bytes of scan work (<0: until empty). Returns work
+// done. bg_credit (the worker's and fractional drains): hand the work to
+// gcs.bg_credit as it goes, for assists to steal.
 std::int64_t drain(std::int64_t budget, bool bg_credit = false);
 bool work_available();
 void flush_wbuf(GcThread* t);  // shade the thread's barrier buffer (owner, or world stopped)

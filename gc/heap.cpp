@@ -431,8 +431,9 @@ static void heap_grew(GcThread* t, std::uint64_t bytes) {
     if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
         fractional_mark(t);
         assist_alloc(t, bytes);
+    } else {
+        sweep_credit();
     }
-    else sweep_credit();
 }
 
 // With huge pages (GOALLOC_GC_HUGEPAGES), a thread that grew the heap faults
