@@ -345,7 +345,6 @@ void fractional_mark(GcThread* t) {
         // Counted inside the region, so that a chunk belongs to the cycle
         // that ran it (termination stops the world and resets the count).
         gcs.frac_cycle_ns.fetch_add(t1 - now, std::memory_order_relaxed);
-        gcs.frac_ns.fetch_add(t1 - now, std::memory_order_relaxed);
         nosuspend_exit();
         t->frac_ns += t1 - now;
         if (done == 0) {
@@ -893,7 +892,7 @@ static void run_cycle(bool forced) {
         std::int64_t done = drain(stw_mark ? -1 : 256 << 10, true);
         quiesce = done == 0 && !work_available();
         if (quiesce) gcs.frac_ppm.store(0, std::memory_order_seq_cst);
-        if (done == 0 && !work_available() && gcs.nassist.load(std::memory_order_seq_cst) != 0) {
+        if (quiesce && gcs.nassist.load(std::memory_order_seq_cst) != 0) {
             // Assists hold the last grey objects in their local buffers:
             // stopping now would only make them hand the work back (and the
             // termination attempt fail). Let them finish.

@@ -217,7 +217,6 @@ struct GcState {
     std::atomic<std::uint64_t> ntiny{0};
     std::atomic<std::uint64_t> inuse_bytes{0};  // pages of collected spans
     std::atomic<std::uint64_t> assist_ns{0};   // assists' drain time (not their yields or waits)
-    std::atomic<std::uint64_t> frac_ns{0};     // fractional marking's drain time, cumulative
     std::atomic<std::int64_t> nspans{0};    // collected spans in use
     std::atomic<std::int64_t> unswept{0};   // spans not yet swept this cycle (nspans at the flip)
     // Proportional sweep (Go's sweepPagesPerByte, in spans): set at each
