@@ -208,6 +208,15 @@ static double assist_ratio() {
     return static_cast<double>(left) / static_cast<double>(remaining);
 }
 
+// A thread's fractional account belongs to one mark phase (gcs.mark_start):
+// a new phase starts it afresh.
+static void frac_account_sync(GcThread* t, std::uint64_t start) {
+    if (t->frac_start == start) return;
+    t->frac_start = start;
+    t->frac_ns = 0;
+    t->frac_assist_ns = 0;
+}
+
 void assist_alloc(GcThread* t, std::uint64_t bytes) {
     // Not while mark start's handshakes run: nothing may be blackened before
     // every thread has the barrier on.
@@ -258,6 +267,10 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
         t->assist_credit = 0;  // forgiven
     }
     gcs.assist_ns.fetch_add(spent, std::memory_order_relaxed);
+    // Assists are this thread's marking too: they count against its
+    // fractional share.
+    frac_account_sync(t, gcs.mark_start.load(std::memory_order_relaxed));
+    t->frac_assist_ns += spent;
 }
 
 // ---- fractional marking (Go's fractional mark workers) ----
@@ -301,6 +314,8 @@ static constexpr std::uint64_t kFracSliceNs = 200000;
 // a wait) is forgiven, as Go's P would have run its fractional worker then
 // instead of taking it from the program later.
 static constexpr std::uint64_t kFracMaxBehindNs = 1000000;
+// The margin a thread keeps below its share: its last chunk's time, at most.
+static constexpr std::uint64_t kFracMaxChunkNs = 100000;
 
 void fractional_mark(GcThread* t) {
     std::uint32_t ppm = gcs.frac_ppm.load(std::memory_order_relaxed);
@@ -312,17 +327,22 @@ void fractional_mark(GcThread* t) {
     // only, meanwhile.
     if (GA_UNLIKELY(mheap.collapsing())) return;
     std::uint64_t start = gcs.mark_start.load(std::memory_order_relaxed);
-    if (t->frac_start != start) {
-        t->frac_start = start;
-        t->frac_ns = 0;
-    }
+    frac_account_sync(t, start);
     std::uint64_t now = nanotime();
-    double goal = static_cast<double>(ppm) * 1e-6;
     if (now <= start) return;
-    double due = goal * static_cast<double>(now - start);
-    if (static_cast<double>(t->frac_ns) >= due) return;
-    if (due - static_cast<double>(t->frac_ns) > static_cast<double>(kFracMaxBehindNs))
-        t->frac_ns = static_cast<std::uint64_t>(due) - kFracMaxBehindNs;
+    const double goal = static_cast<double>(ppm) * 1e-6;
+    // The share covers all of this thread's marking, its assists with its
+    // fractional chunks, as Go's 25% goal covers assists: Go's P runs its
+    // fractional worker on top of them, so assists took it over 25%. It
+    // keeps one chunk's time below the share (a chunk that starts on the
+    // share's edge ends beyond it).
+    auto behind = [&](std::uint64_t at) {
+        return goal * static_cast<double>(at - start) -
+               static_cast<double>(t->frac_ns + t->frac_assist_ns + t->frac_chunk_ns);
+    };
+    double b = behind(now);
+    if (b <= 0) return;
+    if (b > static_cast<double>(kFracMaxBehindNs)) t->frac_ns += static_cast<std::uint64_t>(b) - kFracMaxBehindNs;
     // Behind its share: mark until it is not, for one slice at most, or out
     // of work. Its work is background credit, which assists (this thread's
     // first) draw on. With nothing to drain, yield a little, as an assist
@@ -353,8 +373,11 @@ void fractional_mark(GcThread* t) {
             now = nanotime();
             continue;
         }
+        // The margin: this chunk's time, within reason (a chunk that
+        // stalled on a fault says nothing of the next).
+        t->frac_chunk_ns = t1 - now < kFracMaxChunkNs ? t1 - now : kFracMaxChunkNs;
         now = t1;
-        if (now >= slice_end || static_cast<double>(t->frac_ns) >= goal * static_cast<double>(now - start)) break;
+        if (now >= slice_end || behind(now) <= 0) break;
     }
     gcs.nassist.fetch_sub(1, std::memory_order_release);
 }
@@ -822,7 +845,10 @@ static void run_cycle(bool forced) {
     // clock starts here, before the worker's first drain): until the
     // worker's first credit, an allocating thread would otherwise assist.
     const std::uint32_t frac_ppm = options().gcfractional && !stw_mark ? fractional_ppm() : 0;
-    gcs.mark_start.store(nanotime(), std::memory_order_relaxed);
+    // The mark phase's clock (its CPU accounting and the fractional shares)
+    // starts here, with the mark start's handshakes and root scan.
+    const std::uint64_t mark_start = nanotime(), cpu0 = thread_cpu_ns();
+    gcs.mark_start.store(mark_start, std::memory_order_relaxed);
     gcs.frac_ppm.store(idle_cpus_now() ? frac_ppm : 0, std::memory_order_relaxed);
     gcs.phase.store(kPhaseMark, std::memory_order_relaxed);
     __atomic_store_n(&detail::write_barrier_enabled, 1, __ATOMIC_SEQ_CST);
@@ -874,8 +900,11 @@ static void run_cycle(bool forced) {
     std::uint64_t heap_at_mark = gcs.heap_live.load(std::memory_order_relaxed);
     roots_scan();
     finalizers_scan();
-    std::uint64_t cpu0 = thread_cpu_ns(), mark_start = nanotime();
     double target = kGoalUtilization * ncpu();  // CPUs' worth of background marking
+    // Go's per-P accounting applies while every registered thread had an idle
+    // CPU beside it and marked its fractional share: fewest such threads.
+    bool per_p = frac_ppm != 0;
+    int mutators_min = registered_threads() - 1;
     int attempts = 0;
     // No grey objects left: the mark may be about to end. New fractional
     // drains are held off until marking goes on, so that termination's stop
@@ -889,6 +918,8 @@ static void run_cycle(bool forced) {
         // fractional share (fractional_mark).
         bool idle_cpus = idle_cpus_now();
         if (!quiesce) gcs.frac_ppm.store(idle_cpus ? frac_ppm : 0, std::memory_order_relaxed);
+        if (!idle_cpus) per_p = false;
+        if (int m = registered_threads() - 1; m < mutators_min) mutators_min = m;
         std::int64_t done = drain(stw_mark ? -1 : 256 << 10, true);
         quiesce = done == 0 && !work_available();
         if (quiesce) gcs.frac_ppm.store(0, std::memory_order_seq_cst);
@@ -974,16 +1005,32 @@ static void run_cycle(bool forced) {
             // (Stop-the-world mark: one pause from the first stop.)
             record_pause(stw_mark ? t3 - c.stw1 : c.stw2_ns, walltime_ns());
             // CPU accounting (before NumGC moves, so that a reader that sees
-            // the cycle sees its figures): the background worker up to its
-            // share (25% of the CPUs) of the mark phase, with the allocating
-            // threads' fractional marking, the rest idle-CPU marking (as Go:
-            // its fractional workers' time is background, its idle workers'
-            // free); assists (all done: the world is stopped).
+            // the cycle sees its figures), as Go's (mgc.go,
+            // gcMarkTermination): dedicated and fractional workers' time is
+            // background, idle workers' time is free, assists count apart
+            // (all done: the world is stopped).
+            // - While CPUs were idle and threads marked their fractional
+            //   share, per P: each allocating thread is a P running its
+            //   fractional worker (all its time counts); the worker stands
+            //   for the idle Ps, each of which would run its fractional
+            //   worker for its share and the idle worker the rest of the
+            //   time.
+            // - Otherwise (the worker kept to the whole share itself, or
+            //   fractional marking is off) pooled: the worker, with any
+            //   fractional marking, up to the whole share (25% of the CPUs),
+            //   the rest idle-CPU marking.
             {
                 c.frac_ns = gcs.frac_cycle_ns.exchange(0, std::memory_order_relaxed);
-                std::uint64_t cpu = thread_cpu_ns() - cpu0 + c.frac_ns, el = c.mark_end - mark_start;
-                std::uint64_t share = static_cast<std::uint64_t>(target * static_cast<double>(el));
-                c.bg_cpu_ns = cpu < share ? cpu : share;
+                std::uint64_t worker = thread_cpu_ns() - cpu0, cpu = worker + c.frac_ns, el = c.mark_end - mark_start;
+                if (per_p) {
+                    double idle_ps = ncpu() - (mutators_min > 0 ? mutators_min : 0);
+                    auto wshare = static_cast<std::uint64_t>(static_cast<double>(frac_ppm) * 1e-6 * idle_ps *
+                                                             static_cast<double>(el));
+                    c.bg_cpu_ns = (worker < wshare ? worker : wshare) + c.frac_ns;
+                } else {
+                    std::uint64_t share = static_cast<std::uint64_t>(target * static_cast<double>(el));
+                    c.bg_cpu_ns = cpu < share ? cpu : share;
+                }
                 c.idle_cpu_ns = cpu - c.bg_cpu_ns;
                 c.assist_ns = gcs.assist_ns.load(std::memory_order_relaxed) - assist0;
                 c.mark_wall_ns = el;

@@ -146,9 +146,12 @@ struct GcThread {
     // Tiny allocations, merged when the cache is released (owner writes).
     std::atomic<std::uint64_t> ntiny{0};
     std::int64_t assist_credit = 0;  // scan work (bytes) this thread is owed (>0) or owes (<0)
-    // Fractional marking (owner only): its time in the mark phase that began
-    // at frac_start (gcs.mark_start).
-    std::uint64_t frac_ns = 0, frac_start = 0;
+    // Fractional marking (owner only): its time, and its assists' drain
+    // time, in the mark phase that began at frac_start (gcs.mark_start); both
+    // count against its fractional share (fractional_mark). frac_chunk_ns:
+    // its last fractional chunk's time (capped), the margin it keeps below
+    // the share.
+    std::uint64_t frac_ns = 0, frac_assist_ns = 0, frac_start = 0, frac_chunk_ns = 0;
     // Stack and suspension (world.cpp).
     pthread_t tid{};
     std::uintptr_t stack_lo = 0, stack_hi = 0;

@@ -35,11 +35,15 @@
 //                            registered thread, then allocates collected
 //                            objects of two layouts in one size class (heap
 //                            bits written); prints "mixed ok"
-//   gc_test_child fractional allocates garbage beside a live tree of 64 MiB
+//   gc_test_child fractional allocates garbage (64 KiB at a time, with 100 us
+//                            of other work between) beside a live tree of 64 MiB
 //                            until 4 cycles of the pacer's have run (at most
 //                            20 s), and prints "fractional ncpu C frac F bg B
 //                            idle I wall W assist A cycles N": the mark
 //                            phases' MemStats figures over those cycles (ns)
+//   gc_test_child fracbudget checks, from inside marks, that a thread's
+//                            assists count against its fractional share;
+//                            prints "fracbudget ncpu C trials T held H"
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -54,6 +58,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -394,8 +399,14 @@ int Fractional() {
     gc::MemStats s0, s;
     gc::read_mem_stats(s0);
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    // The program's own work between allocations (a 100 us spin per 64 KiB
+    // allocated): a program that only allocates assists for more than
+    // its whole share, and leaves no room for fractional marking.
+    const auto spin = std::chrono::microseconds(100);
     do {
-        Garbage(1 * gatest::MiB);
+        Garbage(64 << 10);
+        for (auto t = std::chrono::steady_clock::now(); std::chrono::steady_clock::now() - t < spin;) {
+        }
         gc::read_mem_stats(s);
     } while (s.NumGC < s0.NumGC + 4 && std::chrono::steady_clock::now() < until);
     std::printf("fractional ncpu %d frac %llu bg %llu idle %llu wall %llu assist %llu cycles %u\n", goalloc::gc::ncpu(),
@@ -404,6 +415,49 @@ int Fractional() {
                 static_cast<unsigned long long>(s.MarkIdleNs - s0.MarkIdleNs),
                 static_cast<unsigned long long>(s.MarkWallNs - s0.MarkWallNs),
                 static_cast<unsigned long long>(s.MarkCycleAssistNs - s0.MarkCycleAssistNs), s.NumGC - s0.NumGC);
+    std::fflush(stdout);
+    return 0;
+}
+
+// White-box: during automatic cycles' marks (a 64 MiB tree live), this
+// thread calls fractional_mark itself, twice per trial, 2 ms or more into a
+// mark: first with its account saying its assists took more than its share
+// (it must not drain), then with nothing done (it must drain: that makes the
+// trial count, as fractional marking could go on at that moment). Prints
+// "fracbudget ncpu C trials T held H" (H: trials whose first call drained nothing).
+int FracBudget() {
+    namespace gi = goalloc::gc;
+    gc::set_gc_percent(100);
+    gc::Root<Node> live;
+    live = Tree(20);
+    gi::GcThread* t = gi::current_thread();
+    int trials = 0, held = 0;
+    std::uint64_t last_start = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (trials < 8 && std::chrono::steady_clock::now() < until) {
+        Garbage(256 << 10);
+        const std::uint64_t start = gi::gcs.mark_start.load(std::memory_order_relaxed);
+        if (start == last_start || gi::gcs.phase.load(std::memory_order_relaxed) != gi::kPhaseMark ||
+            gi::gcs.blacken.load(std::memory_order_acquire) == 0 ||
+            gi::gcs.frac_ppm.load(std::memory_order_relaxed) == 0)
+            continue;
+        const std::uint64_t now = gi::nanotime();
+        if (now < start + 2000000) continue;
+        last_start = start;
+        t->frac_start = start;
+        t->frac_ns = 0;
+        t->frac_chunk_ns = 0;
+        t->frac_assist_ns = now - start;  // assists: all of its time, four times its share
+        gi::fractional_mark(t);
+        const bool drained_over = t->frac_ns != 0;
+        t->frac_ns = 0;
+        t->frac_assist_ns = 0;
+        gi::fractional_mark(t);
+        if (t->frac_ns == 0) continue;  // could not mark now (the mark ending, a collapse)
+        trials++;
+        if (!drained_over) held++;
+    }
+    std::printf("fracbudget ncpu %d trials %d held %d\n", gc::ncpu(), trials, held);
     std::fflush(stdout);
     return 0;
 }
@@ -425,6 +479,7 @@ int main(int argc, char** argv) {
     if (mode == "collapse") return Collapse();
     if (mode == "mallocgrow") return MallocThenMixed();
     if (mode == "fractional") return Fractional();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | mallocgrow | fractional\n");
+    if (mode == "fracbudget") return FracBudget();
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | mallocgrow | fractional | fracbudget\n");
     return 2;
 }
