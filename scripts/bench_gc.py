@@ -255,6 +255,10 @@ def summarise(runs, programs, runtimes):
                     g["mark_go_cpu_fraction_worst"] = max(gm)
                     idl = [x for x in st("mark_idle_cpu_fraction") if x is not None and x >= 0]
                     g["mark_idle_cpu_fraction"] = med(idl) if idl else None
+                    pl = [x for x in st("mark_pooled_cpu_fraction") if x is not None and x >= 0]
+                    if pl:
+                        g["mark_pooled_cpu_fraction"] = med(pl)
+                        g["mark_pooled_cpu_fraction_worst"] = max(pl)
         rows[prog] = row
     return rows
 
@@ -326,6 +330,9 @@ def goal_lines(rows, live_mb):
                    f"cycles completed in the run): "
                    f"**{'met' if gw <= GOAL_MARK_CPU else 'not met'}** ({gw:.1%} worst; median "
                    f"{gm:.1%}" + (f"; idle-CPU marking besides: {idl:.1%}" if idl is not None else "")
+                   + (f"; the collector's former pooled form: median {lat['mark_pooled_cpu_fraction']:.2%}, "
+                      f"worst {lat['mark_pooled_cpu_fraction_worst']:.2%}"
+                      if lat.get("mark_pooled_cpu_fraction") is not None else "")
                    + go_acct + ")")
     return out
 
@@ -591,8 +598,12 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
             "collector's own threads only). 'Go's accounting': the "
             "collector's own figures for the mark phases that completed during the run "
             "(`MemStats.MarkBackgroundNs + MarkCycleAssistNs` over `MarkWallNs` x CPUs): "
-            "background marking (the worker and the mutators' fractional share, Go's "
-            "fractional workers) within its 25% share plus assists, as Go 1.19 counts GC CPU; "
+            "background marking plus assists, as Go 1.19 counts GC CPU: while CPUs are idle, "
+            "per P (each mutator a P running its fractional worker, all its time counted; the "
+            "worker standing for the idle Ps, counted for their fractional share), otherwise "
+            "the worker within the whole 25% share (gc/README.md, 'CPU accounting'); 'pooled "
+            "form': the collector's former figure, all background marking up to 25% of the "
+            "CPUs plus assists; "
             "'idle-CPU marking': background marking beyond its share, on a CPU no mutator "
             "wanted (`MarkIdleNs`), which Go leaves out as free. For Go the same two figures "
             "come from its own `GODEBUG=gctrace=1` lines (set for its gc_latency runs only): "

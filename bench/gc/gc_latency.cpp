@@ -32,7 +32,10 @@
 // marking (the worker and the mutators' fractional share) within its 25%
 // share plus assists, mark_idle_cpu_fraction= the marking beyond it, on CPUs
 // no mutator wanted, which Go 1.19 leaves out of its
-// GC CPU utilization as "free" (runtime/mgc.go, gcMarkTermination).
+// GC CPU utilization as "free" (runtime/mgc.go, gcMarkTermination);
+// mark_pooled_cpu_fraction= the collector's pooled form of the same (before
+// aea26af its only one: the worker's idle-CPU time counted in place of any
+// share the mutators did not mark, gc/README.md "CPU accounting").
 //
 // stdout: `result: gc_latency ...` (human-readable); stderr: the gcstats line
 // (see binary_trees.cpp) with the hiccups and the rest appended.
@@ -282,6 +285,16 @@ int main(int argc, char** argv) {
                       : -1;
     const double mark_idle_frac =
         cyc_avail > 0 ? static_cast<double>(ms1.MarkIdleNs - ms0.MarkIdleNs) / cyc_avail : -1;
+    // The same in the collector's pooled form (before aea26af, its only one):
+    // all background marking, the worker's idle-CPU time with it, counted up
+    // to 25% of the CPUs (over the run's cycles together), + assists.
+    const double pooled_cap = 0.25 * cyc_avail;
+    const double mark_pooled_frac =
+        cyc_avail > 0 ? (std::min(static_cast<double>(ms1.MarkBackgroundNs - ms0.MarkBackgroundNs + ms1.MarkIdleNs -
+                                                      ms0.MarkIdleNs),
+                                  pooled_cap) +
+                         static_cast<double>(ms1.MarkCycleAssistNs - ms0.MarkCycleAssistNs)) / cyc_avail
+                      : -1;
     std::printf("result: gc_latency ops=%" PRIu64 " ops_per_sec=%.0f time_s=%.3f live_mb=%lld entries=%" PRIu64
                 " chain=%d threads=%d build_s=%.3f max_gap_us=%.1f p50_gap_us=%.1f p99_gap_us=%.1f"
                 " p999_gap_us=%.1f gaps_over_1ms=%" PRIu64 "\n",
@@ -301,13 +314,13 @@ int main(int argc, char** argv) {
                  " gaps=%" PRIu64 " mark_cpu_fraction=%.6f mark_bg_cpu_fraction=%.6f mark_duty=%.6f"
                  " mark_intervals=%" PRIu64 " mark_wall_ns=%" PRId64 " mark_mutator_cpu_ns=%" PRId64 " steady_assist_ns=%" PRIu64
                  " steady_cpu_s=%.3f ncpu=%d mark_go_cpu_fraction=%.6f mark_idle_cpu_fraction=%.6f"
-                 " steady_frac_ns=%" PRIu64 "\n",
+                 " steady_frac_ns=%" PRIu64 " mark_pooled_cpu_fraction=%.6f\n",
                  ms.NumGC, ms.PauseTotalNs, ms.MaxPauseNs, ms.GCCPUFraction, gcb_vmhwm_kib(), ms.NumForcedGC,
                  ms.MarkAssistNs, ms.HeapSys, ms.TotalAlloc, ms.Mallocs, ops, rate, secs, build_s,
                  ms1.NumGC - ms0.NumGC, ms1.PauseTotalNs - ms0.PauseTotalNs, gaps.max, p50, p99, p999,
                  gaps.over_100us, gaps.over_1ms, gaps.n, mark_frac, mark_bg_frac,
                  secs > 0 ? static_cast<double>(sampler.wall) / (static_cast<double>(t1 - t0)) : 0.0,
                  sampler.intervals, sampler.wall, sampler.mut_cpu, assist, static_cast<double>(proc_cpu) / 1e9, ncpus(),
-                 mark_go_frac, mark_idle_frac, frac);
+                 mark_go_frac, mark_idle_frac, frac, mark_pooled_frac);
     return 0;
 }

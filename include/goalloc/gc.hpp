@@ -73,13 +73,16 @@ struct MemStats {
     std::uint64_t MarkAssistNs;   // cumulative time allocating threads spent assisting (marking, as
                                   // Go's gcAssistTime: not waiting past the hard goal)
     // Concurrent mark phases of completed cycles, cumulative (Go's
-    // runtime/metrics /cpu/classes/gc/mark/*): their wall time; background
-    // marking (the worker's CPU time and allocating threads' fractional
-    // marking) within its share (25% of the CPUs: Go's dedicated and
-    // fractional workers); background marking beyond that, on CPUs no
-    // mutator wanted (Go's idle workers, which Go leaves out of GCCPUFraction
-    // as "free"); and the assists of those cycles (the wall time of their
-    // marking, as MarkAssistNs).
+    // runtime/metrics /cpu/classes/gc/mark/*): their wall time (from the
+    // phase's start, mark start's handshakes and root scan included);
+    // background marking within its share (Go's dedicated and fractional
+    // workers: with idle CPUs, all of the allocating threads' fractional
+    // marking and the worker's time up to the idle CPUs' fractional share;
+    // otherwise the worker's time, with any fractional marking, up to 25% of
+    // the CPUs; gc/README.md, "CPU accounting"); background marking beyond
+    // that, on CPUs no mutator wanted (Go's idle workers, which Go leaves out
+    // of GCCPUFraction as "free"); and the assists of those cycles (the wall
+    // time of their marking, as MarkAssistNs).
     std::uint64_t MarkWallNs;
     std::uint64_t MarkBackgroundNs;
     std::uint64_t MarkIdleNs;
