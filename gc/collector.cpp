@@ -255,22 +255,39 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
     }
     gcs.nassist.fetch_sub(1, std::memory_order_release);
     if (t->assist_credit < 0) {
-        // No work to steal or do. Past the hard goal (goal + 10%), wait for
-        // the cycle to end instead of growing the heap further (Go parks the
-        // goroutine on the assist queue).
-        std::uint64_t goal = gcs.goal.load(std::memory_order_relaxed);
-        std::uint32_t n = gcs.cycles.load(std::memory_order_acquire);
-        while (goal != UINT64_MAX && gcs.phase.load(std::memory_order_acquire) == kPhaseMark &&
-               gcs.heap_live.load(std::memory_order_relaxed) > goal + goal / 10 &&
-               gcs.cycles.load(std::memory_order_acquire) == n)
-            blocking_wait(&gcs.cycles, n, 1000000);
-        t->assist_credit = 0;  // forgiven
+        // No credit to steal and no work to do: the background marker holds
+        // it. Go's gcParkAssist: wait for the background credit to pay the
+        // debt (or the mark to end) before allocating more. Forgiving the
+        // debt instead let the program allocate on through the mark (so
+        // more was allocated black) while one thread marked a deep
+        // structure alone: binary_trees' marks all ran to the goal.
+        while (t->assist_credit < 0 && gcs.phase.load(std::memory_order_acquire) == kPhaseMark) {
+            const std::uint32_t seq = gcs.credit_seq.load(std::memory_order_acquire);
+            gcs.assist_parked.fetch_add(1, std::memory_order_seq_cst);
+            std::int64_t bg = gcs.bg_credit.load(std::memory_order_seq_cst);
+            while (bg > 0 && t->assist_credit < 0) {
+                std::int64_t take = bg < -t->assist_credit ? bg : -t->assist_credit;
+                if (gcs.bg_credit.compare_exchange_weak(bg, bg - take, std::memory_order_relaxed)) {
+                    t->assist_credit += take;
+                    bg -= take;
+                }
+            }
+            if (t->assist_credit < 0 && gcs.phase.load(std::memory_order_acquire) == kPhaseMark)
+                blocking_wait(&gcs.credit_seq, seq, 1000000);
+            gcs.assist_parked.fetch_sub(1, std::memory_order_relaxed);
+        }
+        if (t->assist_credit < 0) t->assist_credit = 0;  // the mark is over: forgiven
     }
     gcs.assist_ns.fetch_add(spent, std::memory_order_relaxed);
     // Assists are this thread's marking too: they count against its
     // fractional share.
     frac_account_sync(t, gcs.mark_start.load(std::memory_order_relaxed));
     t->frac_assist_ns += spent;
+}
+
+void wake_parked_assists() {
+    gcs.credit_seq.fetch_add(1, std::memory_order_release);
+    futex_wake(&gcs.credit_seq);
 }
 
 // ---- fractional marking (Go's fractional mark workers) ----
@@ -1050,7 +1067,7 @@ static void run_cycle(bool forced) {
             }
             c.body2_ns = nanotime() - t2s - c.flush2_ns;
             start_the_world();
-            futex_wake(reinterpret_cast<std::atomic<std::uint32_t>*>(&gcs.cycles));  // assists waiting for the cycle's end
+            wake_parked_assists();  // assists waiting for credit: the mark is over
             if (stw_mark) futex_wake(&cycles_started);
             c.stw2_end = nanotime();
             c.start2_ns = c.stw2_end - t3;

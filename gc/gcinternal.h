@@ -202,6 +202,12 @@ struct GcState {
     std::atomic<std::int64_t> scan_work{0};     // bytes scanned this cycle
     std::atomic<std::int64_t> bg_credit{0};     // background scan credit assists may steal
     std::atomic<std::uint32_t> nassist{0};      // threads inside an assist's (or fractional) drain loop
+    // Go's assist queue: threads whose assist found neither credit nor work
+    // wait for background credit (assist_parked of them; each waits on
+    // credit_seq, which a background drain that flushes credit while any
+    // wait, and mark termination, bump and wake: wake_parked_assists).
+    std::atomic<std::uint32_t> assist_parked{0};
+    std::atomic<std::uint32_t> credit_seq{0};
     // Go's fractional mark workers (collector.cpp, fractional_mark). The
     // collector thread writes these while marking: frac_ppm, the share of
     // its time an allocating thread marks (parts per million; 0 = none:
@@ -353,6 +359,9 @@ void scan_object_contents(std::uintptr_t obj);  // shade obj's pointers without 
 // done. bg_credit (the worker's and fractional drains): hand the work to
 // gcs.bg_credit as it goes, for assists to steal.
 std::int64_t drain(std::int64_t budget, bool bg_credit = false);
+// Background credit was flushed (or the mark ended): wake the assists that
+// wait for it (collector.cpp).
+void wake_parked_assists();
 bool work_available();
 void flush_wbuf(GcThread* t);  // shade the thread's barrier buffer (owner, or world stopped)
 void checkmark_run();          // world stopped, mark done: verify

@@ -559,7 +559,11 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
             poll = done + kDrainPoll;
             if (budget >= 0 && poll > budget) poll = budget;
             if (bg_credit && done - credited >= kCreditSlack) {
-                gcs.bg_credit.fetch_add(done - credited, std::memory_order_relaxed);
+                // seq_cst with the parked assist's registration and check
+                // (assist_alloc): either it sees this credit or this thread
+                // sees it waiting.
+                gcs.bg_credit.fetch_add(done - credited, std::memory_order_seq_cst);
+                if (GA_UNLIKELY(gcs.assist_parked.load(std::memory_order_seq_cst) != 0)) wake_parked_assists();
                 credited = done;
             }
         }
@@ -597,14 +601,23 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
             __builtin_prefetch(ps);
             __builtin_prefetch(reinterpret_cast<const char*>(ps) + 64);
         }
+        // Work done, and the credit it earns, is scan work only (Go's
+        // heapScanWork): the unit the pacer's assist ratio is in. (It was
+        // scan work + 16 bytes an object: twice the scan work of a 16-byte
+        // object, so assists and background credit paid twice over for
+        // small objects and the pacer's bound on allocation while marking
+        // was half as tight as computed.)
         std::int64_t before = w.scan_work;
         scanobject(w, x.obj, x.ent->load(std::memory_order_relaxed));
-        done += w.scan_work - before + 16;
+        done += w.scan_work - before;
     }
     // Objects still in the FIFO are grey: back to the work buffer.
     for (; n != 0; n--, head = (head + 1) % kPrefetch) w.put(ring[head].obj);
     w.flush();
-    if (bg_credit && done != credited) gcs.bg_credit.fetch_add(done - credited, std::memory_order_relaxed);
+    if (bg_credit && done != credited) {
+        gcs.bg_credit.fetch_add(done - credited, std::memory_order_seq_cst);
+        if (GA_UNLIKELY(gcs.assist_parked.load(std::memory_order_seq_cst) != 0)) wake_parked_assists();
+    }
     return done;
 }
 

@@ -44,6 +44,10 @@
 //   gc_test_child fracbudget checks, from inside marks, that a thread's
 //                            assists count against its fractional share;
 //                            prints "fracbudget ncpu C trials T held H"
+//   gc_test_child assistpark checks, from inside marks, that an assist that
+//                            can pay its debt neither with credit nor with
+//                            work waits for the mark to end; prints
+//                            "assistpark trials T waited W" (AssistPark)
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -462,6 +466,42 @@ int FracBudget() {
     return 0;
 }
 
+// White-box: inside automatic cycles' marks (a 64 MiB tree live), this
+// thread charges itself an assist for more allocation than any mark could
+// pay for (assist_alloc with 2^40 bytes). It marks what it can, then must
+// wait for background credit or, as here, for the mark to end (Go's parked
+// assists), never return with the debt forgiven while the mark goes on.
+// Prints "assistpark trials T waited W" (W: returns after the mark ended).
+int AssistPark() {
+    namespace gi = goalloc::gc;
+    gc::set_gc_percent(100);
+    gc::Root<Node> live;
+    live = Tree(20);
+    gi::GcThread* t = gi::current_thread();
+    int trials = 0, waited = 0;
+    std::uint64_t last_start = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (trials < 5 && std::chrono::steady_clock::now() < until) {
+        Garbage(256 << 10);
+        const std::uint64_t start = gi::gcs.mark_start.load(std::memory_order_relaxed);
+        const std::uint32_t n = gi::gcs.cycles.load(std::memory_order_acquire);
+        if (start == last_start || gi::gcs.phase.load(std::memory_order_acquire) != gi::kPhaseMark ||
+            gi::gcs.blacken.load(std::memory_order_acquire) == 0)
+            continue;
+        last_start = start;
+        trials++;
+        gi::assist_alloc(t, std::uint64_t{1} << 40);
+        if (gi::gcs.cycles.load(std::memory_order_acquire) != n) waited++;
+        if (t->assist_credit < 0) {
+            std::printf("assistpark debt left %lld\n", static_cast<long long>(t->assist_credit));
+            return 1;
+        }
+    }
+    std::printf("assistpark trials %d waited %d\n", trials, waited);
+    std::fflush(stdout);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -480,6 +520,7 @@ int main(int argc, char** argv) {
     if (mode == "mallocgrow") return MallocThenMixed();
     if (mode == "fractional") return Fractional();
     if (mode == "fracbudget") return FracBudget();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | mallocgrow | fractional | fracbudget\n");
+    if (mode == "assistpark") return AssistPark();
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | mallocgrow | fractional | fracbudget | assistpark\n");
     return 2;
 }

@@ -358,6 +358,21 @@ TEST(GcDiag, AllocatingThreadMarksItsFractionalShareWhileCPUsAreIdle) {
     EXPECT_EQ(budget.frac, 0u) << "with the worker kept to its budget, no CPU is idle marking";
 }
 
+// Go's parked assists: an allocating thread whose assist debt is more than
+// its own marking and the background credit can pay waits (a blocking wait,
+// which stops of the world do not wait for) until credit pays it or the
+// mark ends, instead of allocating on with the debt forgiven. Here the debt
+// is more than any mark's work, so every such assist must return only after
+// its mark has ended (gc_test_child assistpark), debt cleared.
+TEST(GcDiag, AnAssistThatCannotPayWaitsForTheMarkToEnd) {
+    ChildResult r = RunChild({GC_TEST_CHILD, "assistpark"}, {}, kUnset);
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
+    int trials = -1, waited = -1;
+    ASSERT_EQ(std::sscanf(r.out.c_str(), "assistpark trials %d waited %d", &trials, &waited), 2) << r.out;
+    EXPECT_GE(trials, 3) << "too few marks caught";
+    EXPECT_EQ(waited, trials) << "an assist that could not pay returned while its mark went on";
+}
+
 // A thread's assists count against its fractional share: one whose assists
 // took more than its share marks no fractional chunk, while the same thread
 // at the same moment with nothing done does (gc_test_child fracbudget calls
