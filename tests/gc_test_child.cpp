@@ -423,6 +423,18 @@ int Fractional() {
     return 0;
 }
 
+// For the white-box modes below: the start of the automatic cycle's mark
+// under way, if it is not `last` and it began at least `min_ns` ago with
+// black allocation on (stacks scanned); 0 otherwise.
+std::uint64_t MarkUnderWay(std::uint64_t last, std::uint64_t min_ns) {
+    namespace gi = goalloc::gc;
+    const std::uint64_t start = gi::gcs.mark_start.load(std::memory_order_relaxed);
+    if (start == last || gi::gcs.phase.load(std::memory_order_acquire) != gi::kPhaseMark ||
+        gi::gcs.blacken.load(std::memory_order_acquire) == 0 || gi::nanotime() < start + min_ns)
+        return 0;
+    return start;
+}
+
 // White-box: during automatic cycles' marks (a 64 MiB tree live), this
 // thread calls fractional_mark itself, twice per trial, 2 ms or more into a
 // mark: first with its account saying its assists took more than its share
@@ -440,13 +452,9 @@ int FracBudget() {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (trials < 8 && std::chrono::steady_clock::now() < until) {
         Garbage(256 << 10);
-        const std::uint64_t start = gi::gcs.mark_start.load(std::memory_order_relaxed);
-        if (start == last_start || gi::gcs.phase.load(std::memory_order_relaxed) != gi::kPhaseMark ||
-            gi::gcs.blacken.load(std::memory_order_acquire) == 0 ||
-            gi::gcs.frac_ppm.load(std::memory_order_relaxed) == 0)
-            continue;
+        const std::uint64_t start = MarkUnderWay(last_start, 2000000);
+        if (start == 0 || gi::gcs.frac_ppm.load(std::memory_order_relaxed) == 0) continue;
         const std::uint64_t now = gi::nanotime();
-        if (now < start + 2000000) continue;
         last_start = start;
         t->frac_start = start;
         t->frac_ns = 0;
@@ -483,11 +491,9 @@ int AssistPark() {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (trials < 5 && std::chrono::steady_clock::now() < until) {
         Garbage(256 << 10);
-        const std::uint64_t start = gi::gcs.mark_start.load(std::memory_order_relaxed);
         const std::uint32_t n = gi::gcs.cycles.load(std::memory_order_acquire);
-        if (start == last_start || gi::gcs.phase.load(std::memory_order_acquire) != gi::kPhaseMark ||
-            gi::gcs.blacken.load(std::memory_order_acquire) == 0)
-            continue;
+        const std::uint64_t start = MarkUnderWay(last_start, 0);
+        if (start == 0) continue;
         last_start = start;
         trials++;
         gi::assist_alloc(t, std::uint64_t{1} << 40);
