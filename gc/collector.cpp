@@ -318,7 +318,8 @@ static std::uint32_t fractional_ppm() {
 }
 
 // Scan work of one chunk of fractional marking (a nosuspend region each;
-// ~20 us on a large heap).
+// ~20 us on a large heap when work was counted as scan work + 16 bytes an
+// object; with scan work alone, up to twice that for 16-byte objects).
 static constexpr std::int64_t kFracChunk = 32 << 10;
 // A thread marks in slices of at most this long, at refills while it is
 // behind its share. Go's fractional worker runs on until it is 20% ahead;

@@ -519,11 +519,14 @@ static inline std::atomic<MSpan*>* span_entry(std::uintptr_t p) {
     return &a->spans[(p >> kPageShift) & (kPagesPerArena - 1)];
 }
 
-// How much scan work (drain's `done` units) between two polls of the things
-// a drain must notice but need not check at every object: a stop waiting for
-// this thread, an assist waiting for work (balance), the budget. ~30 small
-// objects, or one piece of a large object: a stop waits for about a
-// microsecond more than it would with a poll per object.
+// How much progress between two polls of the things a drain must notice
+// but need not check at every object: a stop waiting for this thread, an
+// assist waiting for work (balance), credit to hand over. Progress is scan
+// work + 16 bytes an object (so that small objects, with little scan work
+// each, count for their cost too): ~30 small objects, or one piece of a
+// large object, and a stop waits for about a microsecond more than it would
+// with a poll per object. (The budget is scan work, checked at every
+// object.)
 static constexpr std::int64_t kDrainPoll = 1024;
 
 // A background drain (bg_credit) hands its work to gcs.bg_credit, for
@@ -536,7 +539,7 @@ static constexpr std::int64_t kCreditSlack = 16 << 10;
 std::int64_t drain(std::int64_t budget, bool bg_credit) {
     Gcw w;
     w.check = checking;
-    std::int64_t done = 0, poll = 0, credited = 0;
+    std::int64_t done = 0, credited = 0, ticks = 0, poll = 0;  // done: scan work; ticks: progress (kDrainPoll)
     // The FIFO keeps each object's span table entry beside it, looked up
     // once when it enters: the record is loaded from it to be prefetched
     // halfway through and again to scan (one arena lookup an object, not
@@ -548,7 +551,7 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
     Slot ring[kPrefetch];
     unsigned head = 0, n = 0;
     for (;;) {
-        if (done >= poll) {
+        if (ticks >= poll || (budget >= 0 && done >= budget)) {
             if (budget >= 0 && done >= budget) break;
             // A stop-the-world is waiting for this thread (an assist, in a
             // nosuspend region): hand the work back and let it stop.
@@ -556,8 +559,7 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
             if (GA_UNLIKELY(work_nfull.load(std::memory_order_relaxed) == 0) && w.b != nullptr && w.b->n >= 8 &&
                 gcs.nassist.load(std::memory_order_relaxed) != 0)
                 w.balance();
-            poll = done + kDrainPoll;
-            if (budget >= 0 && poll > budget) poll = budget;
+            poll = ticks + kDrainPoll;
             if (bg_credit && done - credited >= kCreditSlack) {
                 // seq_cst with the parked assist's registration and check
                 // (assist_alloc): either it sees this credit or this thread
@@ -610,6 +612,7 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
         std::int64_t before = w.scan_work;
         scanobject(w, x.obj, x.ent->load(std::memory_order_relaxed));
         done += w.scan_work - before;
+        ticks += w.scan_work - before + 16;
     }
     // Objects still in the FIFO are grey: back to the work buffer.
     for (; n != 0; n--, head = (head + 1) % kPrefetch) w.put(ring[head].obj);
