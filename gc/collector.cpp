@@ -221,6 +221,20 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
     // Not while mark start's handshakes run: nothing may be blackened before
     // every thread has the barrier on.
     if (GA_UNLIKELY(gcs.blacken.load(std::memory_order_acquire) == 0)) return;
+    // Debt and credit belong to one mark, as Go's gcResetMarkState zeroes
+    // each goroutine's gcAssistBytes when a cycle starts. (Carried over, a
+    // debt could keep a thread parked through mark after mark: one that woke
+    // to find the next mark under way went on waiting for credit toward a
+    // debt the new mark's pacing never counted.)
+    const std::uint64_t mark = gcs.mark_start.load(std::memory_order_relaxed);
+    if (t->assist_mark != mark) {
+        t->assist_mark = mark;
+        t->assist_credit = 0;
+    }
+    auto marking = [mark] {
+        return gcs.phase.load(std::memory_order_acquire) == kPhaseMark &&
+               gcs.mark_start.load(std::memory_order_relaxed) == mark;
+    };
     t->assist_credit -= static_cast<std::int64_t>(static_cast<double>(bytes) * assist_ratio());
     if (t->assist_credit >= 0) return;
     // Steal background credit first.
@@ -239,7 +253,7 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
     std::uint64_t spent = 0;
     int idle = 0;
     gcs.nassist.fetch_add(1, std::memory_order_relaxed);
-    while (t->assist_credit < 0 && gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) {
+    while (t->assist_credit < 0 && marking()) {
         std::int64_t chunk = -t->assist_credit < (64 << 10) ? -t->assist_credit : (64 << 10);
         std::uint64_t d0 = nanotime();
         nosuspend_enter();
@@ -261,7 +275,9 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
         // debt instead let the program allocate on through the mark (so
         // more was allocated black) while one thread marked a deep
         // structure alone: binary_trees' marks all ran to the goal.
-        while (t->assist_credit < 0 && gcs.phase.load(std::memory_order_acquire) == kPhaseMark) {
+        // Until its own mark is over (Go's gcParkAssist returns when the
+        // cycle ends): a wake-up that finds the next mark under way leaves.
+        while (t->assist_credit < 0 && marking()) {
             const std::uint32_t seq = gcs.credit_seq.load(std::memory_order_acquire);
             gcs.assist_parked.fetch_add(1, std::memory_order_seq_cst);
             std::int64_t bg = gcs.bg_credit.load(std::memory_order_seq_cst);
@@ -272,8 +288,7 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
                     bg -= take;
                 }
             }
-            if (t->assist_credit < 0 && gcs.phase.load(std::memory_order_acquire) == kPhaseMark)
-                blocking_wait(&gcs.credit_seq, seq, 1000000);
+            if (t->assist_credit < 0 && marking()) blocking_wait(&gcs.credit_seq, seq, 1000000);
             gcs.assist_parked.fetch_sub(1, std::memory_order_relaxed);
         }
         if (t->assist_credit < 0) t->assist_credit = 0;  // the mark is over: forgiven
@@ -281,7 +296,7 @@ void assist_alloc(GcThread* t, std::uint64_t bytes) {
     gcs.assist_ns.fetch_add(spent, std::memory_order_relaxed);
     // Assists are this thread's marking too: they count against its
     // fractional share.
-    frac_account_sync(t, gcs.mark_start.load(std::memory_order_relaxed));
+    frac_account_sync(t, mark);
     t->frac_assist_ns += spent;
 }
 

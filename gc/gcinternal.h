@@ -145,7 +145,11 @@ struct GcThread {
     std::uintptr_t wbuf[kWbBufEntries];
     // Tiny allocations, merged when the cache is released (owner writes).
     std::atomic<std::uint64_t> ntiny{0};
-    std::int64_t assist_credit = 0;  // scan work (bytes) this thread is owed (>0) or owes (<0)
+    // Scan work (bytes) this thread is owed (>0) or owes (<0), in the mark
+    // that began at assist_mark (gcs.mark_start); a new mark starts it at 0,
+    // as Go's gcResetMarkState zeroes each goroutine's gcAssistBytes (owner).
+    std::int64_t assist_credit = 0;
+    std::uint64_t assist_mark = 0;
     // Fractional marking (owner only): its time, and its assists' drain
     // time, in the mark phase that began at frac_start (gcs.mark_start); both
     // count against its fractional share (fractional_mark). frac_chunk_ns:

@@ -48,6 +48,10 @@
 //                            can pay its debt neither with credit nor with
 //                            work waits for the mark to end; prints
 //                            "assistpark trials T waited W" (AssistPark)
+//   gc_test_child assistdebt checks, from inside marks, that a debt left from
+//                            an earlier mark is not carried into a new one:
+//                            a small assist returns within its own mark;
+//                            prints "assistdebt trials T within W" (AssistDebt)
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -508,11 +512,46 @@ int AssistPark() {
     return 0;
 }
 
+// White-box: in each of several automatic cycles' marks, this thread is
+// given an unpayable debt dated to an earlier mark (as a thread parked in a
+// mark that ended would have), then allocates a little. Prints "assistdebt
+// trials T within W" (W: calls that returned with the same mark still under
+// way, the old debt dropped; with it kept, the thread would drain what it
+// could and wait for the mark to end).
+int AssistDebt() {
+    namespace gi = goalloc::gc;
+    gc::set_gc_percent(100);
+    gc::Root<Node> live;
+    live = Tree(20);
+    gi::GcThread* t = gi::current_thread();
+    int trials = 0, within = 0;
+    std::uint64_t last_start = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (trials < 5 && std::chrono::steady_clock::now() < until) {
+        Garbage(256 << 10);
+        const std::uint64_t start = MarkUnderWay(last_start, 0);
+        if (start == 0) continue;
+        last_start = start;
+        trials++;
+        t->assist_mark = start - 1;  // an earlier mark's
+        t->assist_credit = -(std::int64_t{1} << 40);
+        gi::assist_alloc(t, 64);
+        if (gi::gcs.mark_start.load(std::memory_order_relaxed) == start &&
+            gi::gcs.phase.load(std::memory_order_acquire) == gi::kPhaseMark && t->assist_mark == start &&
+            t->assist_credit > -(std::int64_t{1} << 30))
+            within++;
+    }
+    std::printf("assistdebt trials %d within %d\n", trials, within);
+    std::fflush(stdout);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "cycles" && argc > 2) return Cycles(std::atoi(argv[2]));
+    if (mode == "assistdebt") return AssistDebt();
     if (mode == "cycles_ranges" && argc > 2) {
         static void* range[4] = {};
         gc::add_roots(range, sizeof range);

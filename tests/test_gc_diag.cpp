@@ -373,6 +373,20 @@ TEST(GcDiag, AnAssistThatCannotPayWaitsForTheMarkToEnd) {
     EXPECT_EQ(waited, trials) << "an assist that could not pay returned while its mark went on";
 }
 
+// An assist's debt and credit belong to one mark (Go's gcResetMarkState):
+// a thread given an unpayable debt dated to an earlier mark and then
+// allocating a little in a new one returns within it (gc_test_child
+// assistdebt calls assist_alloc itself, inside automatic cycles' marks).
+TEST(GcDiag, AnAssistDebtDoesNotOutliveItsMark) {
+    ChildResult r = RunChild({GC_TEST_CHILD, "assistdebt"}, {}, kUnset);
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
+    int trials = -1, within = -1;
+    ASSERT_EQ(std::sscanf(r.out.c_str(), "assistdebt trials %d within %d", &trials, &within), 2) << r.out;
+    EXPECT_GE(trials, 3) << "too few marks caught";
+    // (A mark may end on its own during a call: one such trial is allowed.)
+    EXPECT_GE(within, trials - 1) << "a debt from an earlier mark kept the thread assisting or waiting";
+}
+
 // A thread's assists count against its fractional share: one whose assists
 // took more than its share marks no fractional chunk, while the same thread
 // at the same moment with nothing done does (gc_test_child fracbudget calls
