@@ -439,100 +439,95 @@ std::uint64_t MarkUnderWay(std::uint64_t last, std::uint64_t min_ns) {
     return start;
 }
 
-// White-box: during automatic cycles' marks (a 64 MiB tree live), this
-// thread calls fractional_mark itself, twice per trial, 2 ms or more into a
-// mark: first with its account saying its assists took more than its share
-// (it must not drain), then with nothing done (it must drain: that makes the
-// trial count, as fractional marking could go on at that moment). Prints
-// "fracbudget ncpu C trials T held H" (H: trials whose first call drained nothing).
-int FracBudget() {
+// Runs trial(t, start) for the white-box modes below, inside automatic
+// cycles' marks (a 64 MiB tree live, 256 KiB of garbage between tries): in
+// each mark under way at least min_ns that no trial has used yet, until
+// `want` trials counted (trial returns whether it counts) or 20 s passed.
+template <class F>
+int InMarks(int want, std::uint64_t min_ns, F trial) {
     namespace gi = goalloc::gc;
     gc::set_gc_percent(100);
     gc::Root<Node> live;
     live = Tree(20);
     gi::GcThread* t = gi::current_thread();
-    int trials = 0, held = 0;
-    std::uint64_t last_start = 0;
+    int trials = 0;
+    std::uint64_t last = 0;
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (trials < 8 && std::chrono::steady_clock::now() < until) {
+    while (trials < want && std::chrono::steady_clock::now() < until) {
         Garbage(256 << 10);
-        const std::uint64_t start = MarkUnderWay(last_start, 2000000);
-        if (start == 0 || gi::gcs.frac_ppm.load(std::memory_order_relaxed) == 0) continue;
-        const std::uint64_t now = gi::nanotime();
-        last_start = start;
+        const std::uint64_t start = MarkUnderWay(last, min_ns);
+        if (start == 0) continue;
+        last = start;
+        if (trial(t, start)) trials++;
+    }
+    return trials;
+}
+
+// White-box: 2 ms or more into a mark, this thread calls fractional_mark
+// itself, twice per trial: first with its account saying its assists took
+// more than its share (it must not drain), then with nothing done (it must
+// drain: that makes the trial count, as fractional marking could go on at
+// that moment). Prints "fracbudget ncpu C trials T held H" (H: trials whose
+// first call drained nothing).
+int FracBudget() {
+    namespace gi = goalloc::gc;
+    int held = 0;
+    const int trials = InMarks(8, 2000000, [&](gi::GcThread* t, std::uint64_t start) {
+        if (gi::gcs.frac_ppm.load(std::memory_order_relaxed) == 0) return false;
         t->frac_start = start;
         t->frac_ns = 0;
         t->frac_chunk_ns = 0;
-        t->frac_assist_ns = now - start;  // assists: all of its time, four times its share
+        t->frac_assist_ns = gi::nanotime() - start;  // assists: all of its time, four times its share
         gi::fractional_mark(t);
         const bool drained_over = t->frac_ns != 0;
         t->frac_ns = 0;
         t->frac_assist_ns = 0;
         gi::fractional_mark(t);
-        if (t->frac_ns == 0) continue;  // could not mark now (the mark ending, a collapse)
-        trials++;
+        if (t->frac_ns == 0) return false;  // could not mark now (the mark ending, a collapse)
         if (!drained_over) held++;
-    }
+        return true;
+    });
     std::printf("fracbudget ncpu %d trials %d held %d\n", gc::ncpu(), trials, held);
     std::fflush(stdout);
     return 0;
 }
 
-// White-box: inside automatic cycles' marks (a 64 MiB tree live), this
-// thread charges itself an assist for more allocation than any mark could
-// pay for (assist_alloc with 2^40 bytes). It marks what it can, then must
-// wait for background credit or, as here, for the mark to end (Go's parked
-// assists), never return with the debt forgiven while the mark goes on.
-// Prints "assistpark trials T waited W" (W: returns after the mark ended).
+// White-box: this thread charges itself an assist for more allocation than
+// any mark could pay for (assist_alloc with 2^40 bytes). It marks what it
+// can, then must wait for background credit or, as here, for the mark to
+// end (Go's parked assists), never return with the debt forgiven while the
+// mark goes on. Prints "assistpark trials T waited W" (W: returns after the
+// mark ended).
 int AssistPark() {
     namespace gi = goalloc::gc;
-    gc::set_gc_percent(100);
-    gc::Root<Node> live;
-    live = Tree(20);
-    gi::GcThread* t = gi::current_thread();
-    int trials = 0, waited = 0;
-    std::uint64_t last_start = 0;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (trials < 5 && std::chrono::steady_clock::now() < until) {
-        Garbage(256 << 10);
+    int waited = 0;
+    bool debt_left = false;
+    const int trials = InMarks(5, 0, [&](gi::GcThread* t, std::uint64_t start) {
         const std::uint32_t n = gi::gcs.cycles.load(std::memory_order_acquire);
-        const std::uint64_t start = MarkUnderWay(last_start, 0);
-        if (start == 0) continue;
-        last_start = start;
-        trials++;
+        if (gi::gcs.mark_start.load(std::memory_order_relaxed) != start) return false;  // it ended meanwhile
         gi::assist_alloc(t, std::uint64_t{1} << 40);
         if (gi::gcs.cycles.load(std::memory_order_acquire) != n) waited++;
-        if (t->assist_credit < 0) {
-            std::printf("assistpark debt left %lld\n", static_cast<long long>(t->assist_credit));
-            return 1;
-        }
+        if (t->assist_credit < 0) debt_left = true;
+        return true;
+    });
+    if (debt_left) {
+        std::printf("assistpark returned with its debt left\n");
+        return 1;
     }
     std::printf("assistpark trials %d waited %d\n", trials, waited);
     std::fflush(stdout);
     return 0;
 }
 
-// White-box: in each of several automatic cycles' marks, this thread is
-// given an unpayable debt dated to an earlier mark (as a thread parked in a
-// mark that ended would have), then allocates a little. Prints "assistdebt
-// trials T within W" (W: calls that returned with the same mark still under
-// way, the old debt dropped; with it kept, the thread would drain what it
-// could and wait for the mark to end).
+// White-box: in each mark, this thread is given an unpayable debt dated to
+// an earlier mark (as a thread parked in a mark that ended would have), then
+// allocates a little. Prints "assistdebt trials T within W" (W: calls that
+// returned with the same mark still under way, the old debt dropped; with it
+// kept, the thread would drain what it could and wait for the mark to end).
 int AssistDebt() {
     namespace gi = goalloc::gc;
-    gc::set_gc_percent(100);
-    gc::Root<Node> live;
-    live = Tree(20);
-    gi::GcThread* t = gi::current_thread();
-    int trials = 0, within = 0;
-    std::uint64_t last_start = 0;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (trials < 5 && std::chrono::steady_clock::now() < until) {
-        Garbage(256 << 10);
-        const std::uint64_t start = MarkUnderWay(last_start, 0);
-        if (start == 0) continue;
-        last_start = start;
-        trials++;
+    int within = 0;
+    const int trials = InMarks(5, 0, [&](gi::GcThread* t, std::uint64_t start) {
         t->assist_mark = start - 1;  // an earlier mark's
         t->assist_credit = -(std::int64_t{1} << 40);
         gi::assist_alloc(t, 64);
@@ -540,7 +535,8 @@ int AssistDebt() {
             gi::gcs.phase.load(std::memory_order_acquire) == gi::kPhaseMark && t->assist_mark == start &&
             t->assist_credit > -(std::int64_t{1} << 30))
             within++;
-    }
+        return true;
+    });
     std::printf("assistdebt trials %d within %d\n", trials, within);
     std::fflush(stdout);
     return 0;
