@@ -596,6 +596,15 @@ static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t c
     if (noscan && n < kTinySize) return tiny_alloc(t, n);
     int sc = size_to_class(n);
     int spc = sc << 1 | (noscan ? 1 : 0);
+    // Bytes a refill added to the heap, paced (heap_grew: assist, sweep
+    // credit, a wait for a cycle to start) once the object has its slot, as
+    // Go's mallocgc starts a cycle after the allocation. Paced first, the
+    // wait could span a whole cycle (a stop-the-world mark, or a short one)
+    // whose termination takes the cache back: the next refill was past the
+    // goal again, and a thread whose span held more than the goal's
+    // headroom allocated nothing, cycle after cycle (the torture test with
+    // GODEBUG=gcstoptheworld=1: ~11,000 cycles a second for 15 minutes).
+    std::uint64_t grew = 0;
     for (;;) {
         nosuspend_enter();
         AllocEntry* e = &t->alloc[spc];
@@ -616,15 +625,14 @@ static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t c
                 }
             }
             nosuspend_exit();
+            if (grew != 0) heap_grew(t, grew);  // p is on this stack: a root
             return reinterpret_cast<void*>(p);
         }
         std::uint64_t got = refill(t, spc);
         nosuspend_exit();
         if (GA_UNLIKELY(t->populate_bytes != 0)) populate_growth(t);
         if (got == 0) return nullptr;
-        if (got > 1) {
-            heap_grew(t, got);
-        }
+        if (got > 1) grew += got;
     }
 }
 

@@ -52,6 +52,10 @@
 //                            an earlier mark is not carried into a new one:
 //                            a small assist returns within its own mark;
 //                            prints "assistdebt trials T within W" (AssistDebt)
+//   gc_test_child refillpast allocates, with 2 MiB live and GOGC=1, objects
+//                            whose span holds more than the goal's headroom
+//                            (each refill passes the goal); prints
+//                            "refillpast allocated N cycles C" (RefillPast)
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -542,12 +546,39 @@ int AssistDebt() {
     return 0;
 }
 
+// A refill past the goal: with 2 MiB live and GOGC=1 (headroom ~21 KB), each
+// span of 27,264-byte objects (3 to an 80 KiB span) puts the heap past the
+// goal, so each refill makes this thread wait for a cycle. It must still get
+// its object every time. Prints "refillpast allocated N cycles C".
+int RefillPast() {
+    gc::set_gc_percent(1);
+    gc::Root<Node> live;
+    for (std::size_t i = 0; i < 2 * gatest::MiB / sizeof(Node); i++) {
+        Node* x = gc::make<Node>();
+        x->next = live.get();
+        live = x;
+    }
+    gc::collect();
+    const std::uint32_t c0 = ReadStats().NumGC;
+    int n = 0;
+    for (; n < 300; n++) {
+        auto* p = static_cast<unsigned char*>(gc::alloc(27000, false));
+        if (p == nullptr) break;
+        p[0] = 1;
+        p[26999] = 2;
+    }
+    std::printf("refillpast allocated %d cycles %u\n", n, ReadStats().NumGC - c0);
+    std::fflush(stdout);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "cycles" && argc > 2) return Cycles(std::atoi(argv[2]));
     if (mode == "assistdebt") return AssistDebt();
+    if (mode == "refillpast") return RefillPast();
     if (mode == "cycles_ranges" && argc > 2) {
         static void* range[4] = {};
         gc::add_roots(range, sizeof range);

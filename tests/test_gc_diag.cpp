@@ -387,6 +387,24 @@ TEST(GcDiag, AnAssistDebtDoesNotOutliveItsMark) {
     EXPECT_GE(within, trials - 1) << "a debt from an earlier mark kept the thread assisting or waiting";
 }
 
+// An allocation whose refill puts the heap past its goal waits for a cycle,
+// and still gets its object: paced before taking its slot, the wait spanned
+// the whole cycle, whose termination took the refilled span back, and the
+// thread refilled, passed the goal and waited again, for good (a livelock
+// with the mark's stop of the world). gc_test_child refillpast: each refill
+// of its 80 KiB spans passes a ~21 KB headroom.
+TEST(GcDiag, ARefillPastTheGoalStillAllocates) {
+    for (const char* mode : {"gcstoptheworld=1", "gcstoptheworld=0"}) {
+        ChildResult r = RunChild({GC_TEST_CHILD, "refillpast"}, {std::string("GODEBUG=") + mode}, kUnset, 60);
+        ASSERT_TRUE(r.exited && r.status == 0) << mode << ": " << Describe(r);
+        int n = -1;
+        unsigned cycles = 0;
+        ASSERT_EQ(std::sscanf(r.out.c_str(), "refillpast allocated %d cycles %u", &n, &cycles), 2) << r.out;
+        EXPECT_EQ(n, 300) << mode;
+        EXPECT_GE(cycles, 25u) << mode << ": the refills did not pass the goal (the scenario was not exercised)";
+    }
+}
+
 // A thread's assists count against its fractional share: one whose assists
 // took more than its share marks no fractional chunk, while the same thread
 // at the same moment with nothing done does (gc_test_child fracbudget calls
