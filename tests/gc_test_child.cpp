@@ -96,14 +96,21 @@ __attribute__((noinline)) void Garbage(std::size_t bytes) {
     }
 }
 
+// A singly linked list of `bytes` of Nodes, to hold live.
+Node* LiveList(std::size_t bytes) {
+    gc::Root<Node> head;
+    for (std::size_t i = 0; i < bytes / sizeof(Node); i++) {
+        Node* x = gc::make<Node>();
+        x->next = head.get();
+        head = x;
+    }
+    return head.get();
+}
+
 int Cycles(int n) {
     gc::set_gc_percent(100);
     gc::Root<Node> live;  // on the stack: scanned either way
-    for (std::size_t i = 0; i < 2 * gatest::MiB / sizeof(Node); i++) {
-        Node* x = gc::make<Node>();
-        x->next = live.get();
-        live = x;
-    }
+    live = LiveList(2 * gatest::MiB);
     for (int i = 0; i < n; i++) {
         Garbage(16 * gatest::MiB);
         gc::collect();
@@ -553,11 +560,7 @@ int AssistDebt() {
 int RefillPast() {
     gc::set_gc_percent(1);
     gc::Root<Node> live;
-    for (std::size_t i = 0; i < 2 * gatest::MiB / sizeof(Node); i++) {
-        Node* x = gc::make<Node>();
-        x->next = live.get();
-        live = x;
-    }
+    live = LiveList(2 * gatest::MiB);
     gc::collect();
     const std::uint32_t c0 = ReadStats().NumGC;
     int n = 0;

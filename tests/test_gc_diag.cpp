@@ -390,9 +390,9 @@ TEST(GcDiag, AnAssistDebtDoesNotOutliveItsMark) {
 // An allocation whose refill puts the heap past its goal waits for a cycle,
 // and still gets its object: paced before taking its slot, the wait spanned
 // the whole cycle, whose termination took the refilled span back, and the
-// thread refilled, passed the goal and waited again, for good (a livelock
-// with the mark's stop of the world). gc_test_child refillpast: each refill
-// of its 80 KiB spans passes a ~21 KB headroom.
+// thread refilled, passed the goal and waited again, for good (it hung in
+// both mark modes). gc_test_child refillpast: each refill of its 80 KiB
+// spans passes a ~21 KB headroom.
 TEST(GcDiag, ARefillPastTheGoalStillAllocates) {
     for (const char* mode : {"gcstoptheworld=1", "gcstoptheworld=0"}) {
         ChildResult r = RunChild({GC_TEST_CHILD, "refillpast"}, {std::string("GODEBUG=") + mode}, kUnset, 60);
