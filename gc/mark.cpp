@@ -107,9 +107,16 @@ void mark_warm() {
     for (auto* b : bufs) putempty(b);
 }
 
-// A marker's local state.
+// A marker's local state. The local buffer's entries are b->obj[0, top -
+// b->obj): a put or get moves the cursor `top` and compares it with a bound
+// (lim, bot), one compare each, and b->n is written back (sync) only when the
+// buffer is handed over. With no buffer, top == bot == lim == nullptr, so
+// both compares send the first put or get to the slow path.
 struct Gcw {
     WorkBuf* b = nullptr;
+    std::uintptr_t* top = nullptr;
+    std::uintptr_t* bot = nullptr;  // b->obj
+    std::uintptr_t* lim = nullptr;  // b->obj + kWorkBufCap
     std::int64_t bytes_marked = 0;
     std::int64_t scan_work = 0;
     bool check = false;  // checkmark pass: use checkmarkBits, verify gcmarkBits
@@ -117,41 +124,58 @@ struct Gcw {
     const char* src = "";
     std::uintptr_t src_addr = 0;
 
+    std::uint32_t count() const { return static_cast<std::uint32_t>(top - bot); }
+    void sync() { b->n = count(); }
+    void set(WorkBuf* nb) {
+        b = nb;
+        bot = nb != nullptr ? nb->obj : nullptr;
+        top = nb != nullptr ? nb->obj + nb->n : nullptr;
+        lim = nb != nullptr ? nb->obj + kWorkBufCap : nullptr;
+    }
     void put(std::uintptr_t obj) {
-        if (b == nullptr) b = getempty();
-        else if (b->n == kWorkBufCap) {
+        if (GA_UNLIKELY(top == lim)) put_slow();
+        *top++ = obj;
+    }
+    GA_NOINLINE void put_slow() {
+        if (b != nullptr) {
+            sync();
             putfull(b);
-            b = getempty();
         }
-        b->obj[b->n++] = obj;
+        set(getempty());
     }
     std::uintptr_t tryget() {
-        if (b != nullptr && b->n != 0) return b->obj[--b->n];
+        if (GA_LIKELY(top != bot)) return *--top;
+        return tryget_slow();
+    }
+    GA_NOINLINE std::uintptr_t tryget_slow() {
         WorkBuf* f = trygetfull();
         if (f == nullptr) return 0;
         if (b != nullptr) putempty(b);
-        b = f;
-        return b->obj[--b->n];
+        set(f);
+        return *--top;
     }
     // Go's gcWork.balance: when no full buffer is left for others (assists
     // looking for work, or the worker), hand half of this one over, so that
     // a marker working through a deep structure does not keep all of its
     // grey objects to itself while the others idle.
     void balance() {
-        if (b == nullptr || b->n < 8) return;
+        if (count() < 8) return;
+        sync();
         WorkBuf* h = getempty();
         std::uint32_t k = b->n / 2;
         std::memcpy(h->obj, b->obj, k * sizeof b->obj[0]);
         std::memmove(b->obj, b->obj + k, (b->n - k) * sizeof b->obj[0]);
         h->n = k;
         b->n -= k;
+        set(b);
         putfull(h);
     }
     void flush() {
         if (b != nullptr) {
+            sync();
             if (b->n != 0) putfull(b);
             else putempty(b);
-            b = nullptr;
+            set(nullptr);
         }
         if (bytes_marked) gcs.bytes_marked.fetch_add(bytes_marked, std::memory_order_relaxed);
         if (scan_work) gcs.scan_work.fetch_add(scan_work, std::memory_order_relaxed);
@@ -174,14 +198,15 @@ static bool checking = false;  // world stopped during checkmark
 // large heap every step here is a likely cache miss, so it touches as few
 // lines of the span record as it can: the first (bounds, size, span class,
 // gcflags) and, for conservative words, the second (sweepgen).
-template <bool kPrecise = false>
+// kMaybeCheck false: the caller knows this is not the checkmark pass.
+template <bool kPrecise = false, bool kMaybeCheck = true>
 static GA_INLINE bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
     MSpan* s;
     std::uint32_t idx;
     std::uintptr_t obj = find_object_at<kPrecise>(p, &s, &idx, hint);
     if (obj == 0) return false;
     std::uint64_t bit = std::uint64_t{1} << (idx & 63);
-    if (GA_UNLIKELY(w.check)) {
+    if (kMaybeCheck && GA_UNLIKELY(w.check)) {
         if (s->checkmarkBits == nullptr) {
             s->checkmarkBits = static_cast<std::uint64_t*>(ga_calloc(kMaxBitmapWords, 8));
             if (s->checkmarkBits == nullptr) throw_fatal("gc: out of memory (checkmark)");
@@ -319,9 +344,12 @@ static void scan_range_batched(Gcw& w, std::atomic<std::uint64_t>* hb, std::uint
 static GA_INLINE void scan_uniform(Gcw& w, MSpan* s, const TypeInfo* u, std::uintptr_t from, std::uintptr_t to) {
     std::uint64_t bits = u->mask[0];
     if (GA_LIKELY(u->kind == detail::kLayoutPrecise && !w.check)) {
+        // A Ptr<> field holds null or a collected object's address: a null
+        // test, not the arena range (two loads and a compare); anything else
+        // a program stored there fails find_object_at's checks as before.
         for (; bits != 0; bits &= bits - 1) {
             std::uintptr_t v = load_program_word(reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
-            if (maybe_heap(v)) shade<true>(w, v, s);
+            if (v != 0) shade<true, false>(w, v, s);
         }
     } else {
         for (; bits != 0; bits &= bits - 1) scan_word(w, reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
@@ -540,6 +568,9 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
     Gcw w;
     w.check = checking;
     std::int64_t done = 0, credited = 0, ticks = 0, poll = 0;  // done: scan work; ticks: progress (kDrainPoll)
+    // One compare an object: `next` is where ticks reach the next poll or
+    // could reach the budget (ticks grow at least as fast as done).
+    std::int64_t next = 0;
     // The FIFO keeps each object's span table entry beside it, looked up
     // once when it enters: the record is loaded from it to be prefetched
     // halfway through and again to scan (one arena lookup an object, not
@@ -551,15 +582,16 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
     Slot ring[kPrefetch];
     unsigned head = 0, n = 0;
     for (;;) {
-        if (ticks >= poll || (budget >= 0 && done >= budget)) {
+        if (ticks >= next) {
             if (budget >= 0 && done >= budget) break;
             // A stop-the-world is waiting for this thread (an assist, in a
             // nosuspend region): hand the work back and let it stop.
             if (GA_UNLIKELY(stop_pending())) break;
-            if (GA_UNLIKELY(work_nfull.load(std::memory_order_relaxed) == 0) && w.b != nullptr && w.b->n >= 8 &&
+            if (GA_UNLIKELY(work_nfull.load(std::memory_order_relaxed) == 0) && w.count() >= 8 &&
                 gcs.nassist.load(std::memory_order_relaxed) != 0)
                 w.balance();
             poll = ticks + kDrainPoll;
+            next = budget >= 0 && budget - done < kDrainPoll ? ticks + (budget - done) : poll;
             if (bg_credit && done - credited >= kCreditSlack) {
                 // seq_cst with the parked assist's registration and check
                 // (assist_alloc): either it sees this credit or this thread
