@@ -18,7 +18,10 @@ fraction, peak RSS (VmHWM: the ru_maxrss of wait4 would also keep the peak of
 the process the child was forked from, this one), and for gc_latency the
 mutator's hiccups and throughput. Runs are not pinned: every collector has
 threads of its own (goalloc's mark worker and sweeper, Go's GC workers,
-Boehm's parallel markers), all get every CPU.
+Boehm's parallel markers), all get every CPU. Before each run, cpu_pingpong
+(bench/gc/cpu_pingpong.c, ~10 ms) measures a cache line's round trip between
+the first two CPUs: the host moves this VM's vCPUs between a near and a far
+placement, and the report shows each program's times in both.
 
 Checks (any failure fails the script, loudly): every run exits 0 and prints a
 gcstats line; binary_trees' standard output equals the Benchmarks Game's lines
@@ -199,6 +202,26 @@ def run_once(exe, args, timeout, extra_env=None):
         "ru_maxrss_kib": ru.ru_maxrss, "rss_kib": stats["vmhwm_kib"],
         "stats": stats, "stdout": stdout, "stderr": stderr,
     }
+
+
+# The host moves this VM's two vCPUs between placements: a cache line's round
+# trip between them is ~55-85 ns at some times and ~400 ns or more at others
+# (NOTES.md, twelfth pass), and the
+# two-thread runtimes slow down in the far one. cpu_pingpong measures it
+# (~10 ms) before each run, so that the report can say which runs had which.
+FAR_CPU_NS = 200.0
+
+
+def cpu_round_trip(probe):
+    """The first two CPUs' cache-line round trip (ns), or None."""
+    if probe is None:
+        return None
+    try:
+        p = subprocess.run([probe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"cpu_round_trip_ns=([0-9.]+)", p.stdout)
+    return float(m.group(1)) if p.returncode == 0 and m and float(m.group(1)) > 0 else None
 
 
 # ---- statistics ---------------------------------------------------------------------
@@ -544,8 +567,42 @@ def machine_info(build, exes, goalloc_cache):
     }
 
 
+def cpu_lines(runs, programs, runtimes):
+    """The report's section on where the host had put the CPUs."""
+    measured = [r for r in runs if not r["warmup"] and r.get("cpu_rt_ns") is not None]
+    if not measured:
+        return []
+    rts = [r["cpu_rt_ns"] for r in measured]
+    far = [r for r in measured if r["cpu_rt_ns"] >= FAR_CPU_NS]
+    md = ["## Where the host put the CPUs", ""]
+    md.append(
+        f"A cache line's round trip between the first two CPUs, measured just before each run "
+        f"([`cpu_pingpong.c`](../gc/cpu_pingpong.c)): median {statistics.median(rts):.0f} ns, "
+        f"{min(rts):.0f}–{max(rts):.0f} ns; {len(far)} of {len(measured)} measured runs began "
+        f"with the CPUs {FAR_CPU_NS:.0f} ns or more apart. On this virtual machine the same two "
+        "vCPUs are ~55–85 ns apart at some times and ~400 ns or more at others, from minute to "
+        "minute (the host moves them, as if between one core complex and two), and a runtime whose threads share cache lines (goalloc's mutator "
+        "and background mark worker; Go's Ps) runs slower in the far placement. Wall time by "
+        "placement (median, and runs):")
+    md.append("")
+    md.append("| program | runtime | CPUs near: wall s | runs | CPUs far: wall s | runs |")
+    md.append("|---|---|---:|---:|---:|---:|")
+    for prog in programs:
+        for rt in runtimes:
+            near = [r["wall_s"] for r in measured
+                    if r["program"] == prog and r["runtime"] == rt and r["cpu_rt_ns"] < FAR_CPU_NS]
+            farw = [r["wall_s"] for r in measured
+                    if r["program"] == prog and r["runtime"] == rt and r["cpu_rt_ns"] >= FAR_CPU_NS]
+            if not near and not farw:
+                continue
+            md.append(f"| {prog} | {rt} | {fnum(med(near))} | {len(near)} | {fnum(med(farw))} | "
+                      f"{len(farw)} |")
+    md.append("")
+    return md
+
+
 def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_start,
-                 load_end, started, elapsed, live_mb):
+                 load_end, started, elapsed, live_mb, runs=()):
     md = ["# goalloc's collector vs Boehm GC and Go: GC benchmarks", ""]
     md.append(f"Generated {started} by `{args.command}` in {elapsed / 60:.1f} min.")
     md.append("")
@@ -574,6 +631,7 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
                   "The spread column shows how much the rounds disagreed.")
         md.append("")
     md += ["## Goals (issue #5)", ""] + goal_lines(rows, live_mb) + [""]
+    md += cpu_lines(runs, programs, runtimes)
     md += ["## Wall time (median, seconds)", ""] + time_table(rows, programs, runtimes, True)
     md += ["", "spread = (max - min) / median of the wall times of the noisiest runtime over the "
            "rounds. gc_latency runs for a fixed time: its wall time is building the heap, the "
@@ -732,6 +790,10 @@ def main():
     runtimes = [rt for rt in runtimes if rt in exes]
     if not runtimes:
         sys.exit("bench_gc: no runtime to run")
+    probe = os.path.join(gcdir, "cpu_pingpong")
+    if not os.access(probe, os.X_OK):
+        log(f"WARNING: {probe} not found: the CPUs' round trip is not recorded")
+        probe = None
     goalloc_cache = cmake_cache(build)
     if "goalloc" in runtimes:
         bt = goalloc_cache.get("CMAKE_BUILD_TYPE", "?")
@@ -764,6 +826,7 @@ def main():
             # cycle): its own accounting of the mark phases' CPU, the figure
             # goalloc's gc_latency takes from MemStats.Mark*Ns.
             go_trace = rt == "go" and prog == "gc_latency"
+            cpu_rt = cpu_round_trip(probe)
             try:
                 r = run_once(exe, pargs, args.timeout, {"GODEBUG": "gctrace=1"} if go_trace else None)
                 if go_trace:
@@ -786,7 +849,7 @@ def main():
                 log(f"    FAILED: {e}")
                 return None
             r.pop("stderr", None)
-            r.update(program=prog, runtime=rt, round=rnd, warmup=warmup, args=pargs)
+            r.update(program=prog, runtime=rt, round=rnd, warmup=warmup, args=pargs, cpu_rt_ns=cpu_rt)
             if prog != "gcbench":
                 r["stdout"] = r["stdout"][-2000:]
             runs.append(r)
@@ -798,6 +861,8 @@ def main():
                    f"max {s['pause_max_ns'] / 1e3:.0f}us")
             if prog == "gc_latency":
                 txt += f"/gap {s.get('max_gap_ns', 0) / 1e3:.0f}us"
+            if r.get("cpu_rt_ns") is not None:
+                txt += f" [cpus {r['cpu_rt_ns']:.0f}ns]"
             return txt
 
         if not args.no_warmup and prog != "gc_latency":
@@ -843,7 +908,7 @@ def main():
     svgs = write_charts(out_dir, rows, programs, runtimes, args.rounds)
     md_path = os.path.join(out_dir, "gc.md")
     write_report(md_path, args, info, rows, programs, runtimes, params, svgs, load_start,
-                 load_end, started, elapsed, live_mb)
+                 load_end, started, elapsed, live_mb, runs)
     log("")
     log(f"wrote {md_path}, gc.json" + "".join(f", {s}" for s in svgs.values()) +
         f" ({elapsed / 60:.1f} min)")

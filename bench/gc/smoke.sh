@@ -10,7 +10,10 @@
 #   - gc_latency (8 MiB live, 300000 replacements: ~75 MiB allocated) ran no
 #     collection cycle;
 #   - gc_mark (both shapes, 4 MiB live) prints no result line (it checks its
-#     heap after its collections itself).
+#     heap after its collections itself);
+#   - cpu_pingpong (the CPUs' round trip, which bench_gc.py records before
+#     each run) prints no figure, or none above 0 where two CPUs are allowed,
+#     or takes a bad argument.
 # When the Boehm flavours are built too, their binary_trees and gcbench output
 # must be the same as goalloc's. A few seconds.
 set -euo pipefail
@@ -59,6 +62,20 @@ for shape in lists tree; do
   grep -Eq "^result: gc_mark shape=$shape objects=[1-9][0-9]* mark_ns_per_object=[0-9.]+ " "$tmp/gc_mark.out" ||
     { cat "$tmp/gc_mark.out" >&2; fail "gc_mark $shape: no result line"; }
 done
+
+echo "== cpu_pingpong rounds=200"
+status=0
+"$dir/cpu_pingpong" rounds=200 >"$tmp/pingpong.out" 2>"$tmp/pingpong.err" || status=$?
+((status == 0)) || { cat "$tmp/pingpong.err" >&2; fail "cpu_pingpong exited with status $status"; }
+cat "$tmp/pingpong.out"
+rt="$(sed -n 's/^cpu_round_trip_ns=\([0-9.]*\) cpus=[0-9,]*$/\1/p' "$tmp/pingpong.out")"
+[[ -n "$rt" ]] || fail "cpu_pingpong: no cpu_round_trip_ns= line"
+if (($(nproc) >= 2)); then
+  awk -v x="$rt" 'BEGIN { exit !(x > 0) }' || fail "cpu_pingpong: round trip $rt ns with $(nproc) CPUs"
+fi
+status=0
+"$dir/cpu_pingpong" rounds=x >/dev/null 2>&1 || status=$?
+((status == 2)) || fail "cpu_pingpong rounds=x: status $status, expected 2 (usage)"
 
 if [[ -x "$dir/binary_trees_boehm" && -x "$dir/gcbench_boehm" ]]; then
   cp "$tmp/binary_trees.out" "$tmp/bt_goalloc.out"
