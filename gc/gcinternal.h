@@ -187,8 +187,15 @@ struct GcThread {
 extern __thread GcThread* tls_gc_thread __attribute__((tls_model("initial-exec")));
 
 // ---- global collector state ----
+// Grouped by who writes a field how often, a cache line a group, so that the
+// mutators' per-refill updates and the markers' credit do not move the lines
+// the other side reads: on this host the two CPUs are at times ~450 ns apart
+// for a cache line's round trip, ~70 ns at others (bench/results/NOTES.md,
+// twelfth pass).
 struct GcState {
-    std::atomic<std::uint32_t> phase{kPhaseOff};
+    // Read-mostly: written once a phase or cycle (the collector, or the
+    // world stopped), read on every refill and by every marker.
+    alignas(64) std::atomic<std::uint32_t> phase{kPhaseOff};
     std::atomic<std::uint32_t> sweepgen{4};
     // Marking may blacken objects: every stack has been scanned (or is being,
     // by handshake: then threads turn on black allocation one by one,
@@ -196,22 +203,10 @@ struct GcState {
     std::atomic<std::uint32_t> blacken{0};
     std::atomic<std::uint32_t> cycles{0};   // completed cycles (NumGC)
     // Pacer inputs/outputs (bytes).
-    std::atomic<std::uint64_t> heap_live{0};    // marked at last cycle + allocated since (span granularity)
     std::atomic<std::uint64_t> heap_marked{0};  // bytes marked by the last cycle
     std::atomic<std::uint64_t> last_scan{0};    // scan work (bytes) the last cycle did
     std::atomic<std::uint64_t> trigger{0};
     std::atomic<std::uint64_t> goal{0};
-    // During mark (reset at each cycle start):
-    std::atomic<std::int64_t> bytes_marked{0};  // this cycle, incl. black allocations
-    std::atomic<std::int64_t> scan_work{0};     // bytes scanned this cycle
-    std::atomic<std::int64_t> bg_credit{0};     // background scan credit assists may steal
-    std::atomic<std::uint32_t> nassist{0};      // threads inside an assist's (or fractional) drain loop
-    // Go's assist queue: threads whose assist found neither credit nor work
-    // wait for background credit (assist_parked of them; each waits on
-    // credit_seq, which a background drain that flushes credit while any
-    // wait, and mark termination, bump and wake: wake_parked_assists).
-    std::atomic<std::uint32_t> assist_parked{0};
-    std::atomic<std::uint32_t> credit_seq{0};
     // Go's fractional mark workers (collector.cpp, fractional_mark). The
     // collector thread writes these while marking: frac_ppm, the share of
     // its time an allocating thread marks (parts per million; 0 = none:
@@ -219,26 +214,43 @@ struct GcState {
     // concurrent mark began (nanotime).
     std::atomic<std::uint32_t> frac_ppm{0};
     std::atomic<std::uint64_t> mark_start{0};
-    // Fractional marking this cycle: added by allocating threads inside their
-    // nosuspend regions, read and reset by termination (world stopped).
-    std::atomic<std::uint64_t> frac_cycle_ns{0};
-    // Statistics.
-    std::atomic<std::uint64_t> total_alloc{0};  // merged from threads
-    std::atomic<std::uint64_t> nmalloc{0};
-    std::atomic<std::uint64_t> nfree{0};
-    std::atomic<std::uint64_t> freed_bytes{0};
-    std::atomic<std::uint64_t> ntiny{0};
-    std::atomic<std::uint64_t> inuse_bytes{0};  // pages of collected spans
-    std::atomic<std::uint64_t> assist_ns{0};   // assists' drain time (not their yields or waits)
-    std::atomic<std::int64_t> nspans{0};    // collected spans in use
-    std::atomic<std::int64_t> unswept{0};   // spans not yet swept this cycle (nspans at the flip)
     // Proportional sweep (Go's sweepPagesPerByte, in spans): set at each
     // cycle's end (world stopped) so that allocating threads finish the
     // sweep by the time heap_live reaches the trigger, whatever CPU the
     // background sweeper gets. Read by allocating threads (sweep_credit).
-    std::atomic<double> sweep_per_byte{0};     // spans to sweep per byte allocated
+    alignas(64) std::atomic<double> sweep_per_byte{0};  // spans to sweep per byte allocated
     std::atomic<std::uint64_t> sweep_basis{0};  // heap_live at the flip
     std::atomic<std::int64_t> sweep_unswept0{0};  // unswept at the flip
+
+    // Allocating threads, at every refill or sweep.
+    alignas(64) std::atomic<std::uint64_t> heap_live{0};  // marked at last cycle + allocated since (span granularity)
+    std::atomic<std::uint64_t> inuse_bytes{0};  // pages of collected spans
+    std::atomic<std::int64_t> nspans{0};    // collected spans in use
+    std::atomic<std::int64_t> unswept{0};   // spans not yet swept this cycle (nspans at the flip)
+    // Fractional marking this cycle: added by allocating threads inside their
+    // nosuspend regions, read and reset by termination (world stopped).
+    std::atomic<std::uint64_t> frac_cycle_ns{0};
+    std::atomic<std::uint64_t> assist_ns{0};   // assists' drain time (not their yields or waits)
+    // Statistics.
+    alignas(64) std::atomic<std::uint64_t> total_alloc{0};  // merged from threads
+    std::atomic<std::uint64_t> nmalloc{0};
+    std::atomic<std::uint64_t> nfree{0};
+    std::atomic<std::uint64_t> freed_bytes{0};
+    std::atomic<std::uint64_t> ntiny{0};
+
+    // Markers, during mark (reset at each cycle start): their flushes, and
+    // the background credit assists steal from.
+    alignas(64) std::atomic<std::int64_t> bytes_marked{0};  // this cycle, incl. black allocations
+    std::atomic<std::int64_t> scan_work{0};     // bytes scanned this cycle
+    std::atomic<std::int64_t> bg_credit{0};     // background scan credit assists may steal
+    // Assists: how many are draining, and Go's assist queue: threads whose
+    // assist found neither credit nor work wait for background credit
+    // (assist_parked of them; each waits on credit_seq, which a background
+    // drain that flushes credit while any wait, and mark termination, bump
+    // and wake: wake_parked_assists). Read by a drain at its polls.
+    alignas(64) std::atomic<std::uint32_t> nassist{0};  // threads inside an assist's (or fractional) drain loop
+    std::atomic<std::uint32_t> assist_parked{0};
+    std::atomic<std::uint32_t> credit_seq{0};
 };
 extern GcState gcs;
 

@@ -8,7 +8,7 @@
 //
 // Work buffers (Go's gcWork/workbuf): a marker keeps one local buffer
 // (Gcw, on its own stack) and exchanges full/empty buffers with the global
-// lists under work_lock. Every marker flushes its local buffer before it
+// lists under work.lock. Every marker flushes its local buffer before it
 // leaves a nosuspend region (assists) or reports idle (the background
 // worker), so when the world is stopped all grey objects are on the global
 // list or in a thread's write-barrier buffer.
@@ -39,16 +39,22 @@ struct WorkBuf {
 };
 static constexpr std::uint32_t kWorkBufCap = (kWorkBufBytes - 16) / 8;
 
-static constinit Mutex work_lock{kRankGcWork};
-static WorkBuf* work_full = nullptr;   // work_lock
-static WorkBuf* work_empty = nullptr;  // work_lock
-static std::atomic<std::int64_t> work_nfull{0};
+// The global work lists, on a cache line of their own: every buffer a
+// marker hands over or takes writes them, and they shared a line with
+// write_barrier_enabled, which the mutator reads at every Ptr<> store.
+struct alignas(64) WorkLists {
+    Mutex lock{kRankGcWork};
+    WorkBuf* full = nullptr;   // lock
+    WorkBuf* empty = nullptr;  // lock
+    std::atomic<std::int64_t> nfull{0};
+};
+static constinit WorkLists work;
 
 static WorkBuf* getempty() {
     {
-        LockGuard g(work_lock);
-        if (WorkBuf* b = work_empty) {
-            work_empty = b->next;
+        LockGuard g(work.lock);
+        if (WorkBuf* b = work.empty) {
+            work.empty = b->next;
             b->next = nullptr;
             b->n = 0;
             return b;
@@ -57,11 +63,11 @@ static WorkBuf* getempty() {
     constexpr std::size_t kChunk = 64 * kWorkBufBytes;
     auto* c = static_cast<char*>(sys::alloc(kChunk));
     if (c == nullptr) throw_fatal("gc: out of memory for mark work buffers");
-    LockGuard g(work_lock);
+    LockGuard g(work.lock);
     for (std::size_t i = 1; i < kChunk / kWorkBufBytes; i++) {
         auto* b = reinterpret_cast<WorkBuf*>(c + i * kWorkBufBytes);
-        b->next = work_empty;
-        work_empty = b;
+        b->next = work.empty;
+        work.empty = b;
     }
     auto* b = reinterpret_cast<WorkBuf*>(c);
     b->n = 0;
@@ -70,31 +76,31 @@ static WorkBuf* getempty() {
 }
 
 static void putfull(WorkBuf* b) {
-    LockGuard g(work_lock);
-    b->next = work_full;
-    work_full = b;
-    work_nfull.fetch_add(1, std::memory_order_relaxed);
+    LockGuard g(work.lock);
+    b->next = work.full;
+    work.full = b;
+    work.nfull.fetch_add(1, std::memory_order_relaxed);
 }
 
 static void putempty(WorkBuf* b) {
-    LockGuard g(work_lock);
-    b->next = work_empty;
-    work_empty = b;
+    LockGuard g(work.lock);
+    b->next = work.empty;
+    work.empty = b;
 }
 
 static WorkBuf* trygetfull() {
-    if (work_nfull.load(std::memory_order_relaxed) == 0) return nullptr;
-    LockGuard g(work_lock);
-    WorkBuf* b = work_full;
+    if (work.nfull.load(std::memory_order_relaxed) == 0) return nullptr;
+    LockGuard g(work.lock);
+    WorkBuf* b = work.full;
     if (b != nullptr) {
-        work_full = b->next;
+        work.full = b->next;
         b->next = nullptr;
-        work_nfull.fetch_sub(1, std::memory_order_relaxed);
+        work.nfull.fetch_sub(1, std::memory_order_relaxed);
     }
     return b;
 }
 
-bool work_available() { return work_nfull.load(std::memory_order_acquire) != 0; }
+bool work_available() { return work.nfull.load(std::memory_order_acquire) != 0; }
 
 // At start-up, outside any stop: map and touch the first work buffers, so the
 // first stop-the-world does not pay for page faults (it measured 1.5 ms).
@@ -587,7 +593,7 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
             // A stop-the-world is waiting for this thread (an assist, in a
             // nosuspend region): hand the work back and let it stop.
             if (GA_UNLIKELY(stop_pending())) break;
-            if (GA_UNLIKELY(work_nfull.load(std::memory_order_relaxed) == 0) && w.count() >= 8 &&
+            if (GA_UNLIKELY(work.nfull.load(std::memory_order_relaxed) == 0) && w.count() >= 8 &&
                 gcs.nassist.load(std::memory_order_relaxed) != 0)
                 w.balance();
             poll = ticks + kDrainPoll;
@@ -666,7 +672,8 @@ void flush_wbuf(GcThread* t) {
 }
 
 namespace detail {
-std::uint32_t write_barrier_enabled __attribute__((visibility("default"))) = 0;
+// A line of its own (read at every Ptr<> store; written twice a cycle).
+alignas(64) std::uint32_t write_barrier_enabled __attribute__((visibility("default"))) = 0;
 
 // Go's hybrid barrier: shade the old value (deletion, Yuasa) and the new one
 // (insertion, Dijkstra). Buffered: the pointers are recorded and shaded in a
