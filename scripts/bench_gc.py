@@ -205,11 +205,11 @@ def run_once(exe, args, timeout, extra_env=None):
 
 
 # The host moves this VM's two vCPUs between placements: a cache line's round
-# trip between them is ~55-85 ns at some times and ~400 ns or more at others
-# (NOTES.md, twelfth pass), and the
-# two-thread runtimes slow down in the far one. cpu_pingpong measures it
-# (~10 ms) before each run, so that the report can say which runs had which.
-FAR_CPU_NS = 200.0
+# trip between them is ~55-85 ns at some times, ~100-300 ns at others and
+# ~400-700 ns at others again (NOTES.md, twelfth pass), and the two-thread
+# runtimes slow down as it grows. cpu_pingpong measures it (~10 ms) before
+# each run, so that the report can say which runs had which.
+CPU_BANDS = [(0.0, 100.0, "< 100 ns"), (100.0, 300.0, "100–300 ns"), (300.0, float("inf"), ">= 300 ns")]
 
 
 def cpu_round_trip(probe):
@@ -573,30 +573,31 @@ def cpu_lines(runs, programs, runtimes):
     if not measured:
         return []
     rts = [r["cpu_rt_ns"] for r in measured]
-    far = [r for r in measured if r["cpu_rt_ns"] >= FAR_CPU_NS]
+    counts = [sum(1 for x in rts if lo <= x < hi) for lo, hi, _ in CPU_BANDS]
     md = ["## Where the host put the CPUs", ""]
     md.append(
         f"A cache line's round trip between the first two CPUs, measured just before each run "
         f"([`cpu_pingpong.c`](../gc/cpu_pingpong.c)): median {statistics.median(rts):.0f} ns, "
-        f"{min(rts):.0f}–{max(rts):.0f} ns; {len(far)} of {len(measured)} measured runs began "
-        f"with the CPUs {FAR_CPU_NS:.0f} ns or more apart. On this virtual machine the same two "
-        "vCPUs are ~55–85 ns apart at some times and ~400 ns or more at others, from minute to "
-        "minute (the host moves them, as if between one core complex and two), and a runtime whose threads share cache lines (goalloc's mutator "
-        "and background mark worker; Go's Ps) runs slower in the far placement. Wall time by "
-        "placement (median, and runs):")
+        f"{min(rts):.0f}–{max(rts):.0f} ns; runs that began with it "
+        + ", ".join(f"{name}: {n}" for (_, _, name), n in zip(CPU_BANDS, counts))
+        + ". On this virtual machine the same two vCPUs are ~55–85 ns apart at some times, "
+        "~100–300 ns at others and ~400–700 ns at others again, from minute to minute (the host "
+        "moves them; the round trip can also change during a run), and a runtime whose threads "
+        "share cache lines (goalloc's mutator and background mark worker; Go's Ps) runs slower "
+        "as it grows. Wall time by the round trip a run began with (median s, and runs):")
     md.append("")
-    md.append("| program | runtime | CPUs near: wall s | runs | CPUs far: wall s | runs |")
-    md.append("|---|---|---:|---:|---:|---:|")
+    md.append("| program | runtime | " + " | ".join(f"{name}: wall s | runs" for _, _, name in CPU_BANDS) + " |")
+    md.append("|---|---|" + "---:|---:|" * len(CPU_BANDS))
     for prog in programs:
         for rt in runtimes:
-            near = [r["wall_s"] for r in measured
-                    if r["program"] == prog and r["runtime"] == rt and r["cpu_rt_ns"] < FAR_CPU_NS]
-            farw = [r["wall_s"] for r in measured
-                    if r["program"] == prog and r["runtime"] == rt and r["cpu_rt_ns"] >= FAR_CPU_NS]
-            if not near and not farw:
+            mine = [r for r in measured if r["program"] == prog and r["runtime"] == rt]
+            if not mine:
                 continue
-            md.append(f"| {prog} | {rt} | {fnum(med(near))} | {len(near)} | {fnum(med(farw))} | "
-                      f"{len(farw)} |")
+            cells = []
+            for lo, hi, _ in CPU_BANDS:
+                w = [r["wall_s"] for r in mine if lo <= r["cpu_rt_ns"] < hi]
+                cells.append(f"{fnum(med(w))} | {len(w)}")
+            md.append(f"| {prog} | {rt} | " + " | ".join(cells) + " |")
     md.append("")
     return md
 
