@@ -353,9 +353,18 @@ static GA_INLINE void scan_uniform(Gcw& w, MSpan* s, const TypeInfo* u, std::uin
         // A Ptr<> field holds null or a collected object's address: a null
         // test, not the arena range (two loads and a compare); anything else
         // a program stored there fails find_object_at's checks as before.
-        for (; bits != 0; bits &= bits - 1) {
-            std::uintptr_t v = load_program_word(reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
-            if (v != 0) shade<true, false>(w, v, s);
+        if ((bits & (bits + 1)) == 0) {
+            // Pointers first and only (a node, a pair, a list cell): word by word.
+            const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(from);
+            for (; bits != 0; bits >>= 1, f++) {
+                std::uintptr_t v = load_program_word(f);
+                if (v != 0) shade<true, false>(w, v, s);
+            }
+        } else {
+            for (; bits != 0; bits &= bits - 1) {
+                std::uintptr_t v = load_program_word(reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
+                if (v != 0) shade<true, false>(w, v, s);
+            }
         }
     } else {
         for (; bits != 0; bits &= bits - 1) scan_word(w, reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
