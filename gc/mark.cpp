@@ -353,18 +353,16 @@ static GA_INLINE void scan_uniform(Gcw& w, MSpan* s, const TypeInfo* u, std::uin
         // A Ptr<> field holds null or a collected object's address: a null
         // test, not the arena range (two loads and a compare); anything else
         // a program stored there fails find_object_at's checks as before.
+        const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(from);
+        auto visit = [&](const std::uintptr_t* p) {
+            std::uintptr_t v = load_program_word(p);
+            if (v != 0) shade<true, false>(w, v, s);
+        };
         if ((bits & (bits + 1)) == 0) {
             // Pointers first and only (a node, a pair, a list cell): word by word.
-            const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(from);
-            for (; bits != 0; bits >>= 1, f++) {
-                std::uintptr_t v = load_program_word(f);
-                if (v != 0) shade<true, false>(w, v, s);
-            }
+            for (; bits != 0; bits >>= 1, f++) visit(f);
         } else {
-            for (; bits != 0; bits &= bits - 1) {
-                std::uintptr_t v = load_program_word(reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
-                if (v != 0) shade<true, false>(w, v, s);
-            }
+            for (; bits != 0; bits &= bits - 1) visit(f + __builtin_ctzll(bits));
         }
     } else {
         for (; bits != 0; bits &= bits - 1) scan_word(w, reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
@@ -582,7 +580,7 @@ static constexpr std::int64_t kCreditSlack = 16 << 10;
 std::int64_t drain(std::int64_t budget, bool bg_credit) {
     Gcw w;
     w.check = checking;
-    std::int64_t done = 0, credited = 0, ticks = 0, poll = 0;  // done: scan work; ticks: progress (kDrainPoll)
+    std::int64_t done = 0, credited = 0, ticks = 0;  // done: scan work; ticks: progress (kDrainPoll)
     // One compare an object: `next` is where ticks reach the next poll or
     // could reach the budget (ticks grow at least as fast as done).
     std::int64_t next = 0;
@@ -605,8 +603,7 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
             if (GA_UNLIKELY(work.nfull.load(std::memory_order_relaxed) == 0) && w.count() >= 8 &&
                 gcs.nassist.load(std::memory_order_relaxed) != 0)
                 w.balance();
-            poll = ticks + kDrainPoll;
-            next = budget >= 0 && budget - done < kDrainPoll ? ticks + (budget - done) : poll;
+            next = ticks + (budget >= 0 && budget - done < kDrainPoll ? budget - done : kDrainPoll);
             if (bg_credit && done - credited >= kCreditSlack) {
                 // seq_cst with the parked assist's registration and check
                 // (assist_alloc): either it sees this credit or this thread

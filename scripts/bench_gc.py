@@ -20,8 +20,8 @@ mutator's hiccups and throughput. Runs are not pinned: every collector has
 threads of its own (goalloc's mark worker and sweeper, Go's GC workers,
 Boehm's parallel markers), all get every CPU. Before each run, cpu_pingpong
 (bench/gc/cpu_pingpong.c, ~10 ms) measures a cache line's round trip between
-the first two CPUs: the host moves this VM's vCPUs between a near and a far
-placement, and the report shows each program's times in both.
+the first two CPUs: the host moves this VM's vCPUs between placements, and
+the report shows each program's times by the round trip its runs began with.
 
 Checks (any failure fails the script, loudly): every run exits 0 and prints a
 gcstats line; binary_trees' standard output equals the Benchmarks Game's lines

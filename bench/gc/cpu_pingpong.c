@@ -6,9 +6,9 @@
 // prints `cpu_round_trip_ns=X cpus=A,B` (X = 0 and a reason on stderr if the
 // process may run on fewer than two CPUs). scripts/bench_gc.py runs it before
 // each run, so that gc.md can say where the host had put the CPUs: on this
-// virtual machine the same two vCPUs are ~55-85 ns apart at some times and
-// ~400 ns or more at others, from minute to minute (as if on one core complex
-// or two), and the collector's two threads (the mutator and the background
+// virtual machine the same two vCPUs are ~55-85 ns apart at some times,
+// ~100-300 ns at others and ~400-700 ns at others again, from minute to
+// minute, and the collector's two threads (the mutator and the background
 // mark worker) share cache lines (bench/results/NOTES.md, twelfth pass).
 #define _GNU_SOURCE
 #include <pthread.h>
