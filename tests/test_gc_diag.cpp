@@ -247,27 +247,6 @@ TEST(GcDiag, PendingMallocGrowthDoesNotTripTheHeapBitsCheck) {
     EXPECT_EQ(r.out, "mixed ok\n");
 }
 
-// Once the heap has switched to huge pages (past 256 MiB by default), what
-// it mapped before is collapsed into huge pages too, by a thread of the
-// collector's (MHeap::collapse_early_arenas): else a quarter of a 1 GiB heap
-// keeps 4 KiB pages, and marking it misses the TLB (gc_mark lists 1 GiB:
-// 15% slower). The child writes 300 MiB of large objects; the mapping that
-// holds the first ends up on huge pages (here 100%; without the collapse,
-// 22%: only what was mapped after the switch).
-TEST(GcDiag, HeapMappedBeforeTheHugePageSwitchIsCollapsed) {
-    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
-        GTEST_SKIP() << "no transparent huge pages in this kernel";
-    ChildResult r = RunChild({GC_TEST_CHILD, "collapse"}, {"GOGC=off"}, {"GOGC", "GOALLOC_GC_HUGEPAGES"});
-    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
-    if (r.out.rfind("collapse unsupported", 0) == 0) GTEST_SKIP() << "no MADV_COLLAPSE in this kernel, or huge pages set to never";
-    unsigned long rss = 0, huge = 0;
-    ASSERT_EQ(std::sscanf(r.out.c_str(), "collapse rss %lu huge %lu", &rss, &huge), 2) << r.out;
-    EXPECT_GE(rss, 2048ul) << r.out;
-    // (Not 100%: a collapse can fail when the kernel finds no free huge
-    // page; two thirds still tells the collapse from none.)
-    EXPECT_GE(huge * 3, rss * 2) << r.out;
-}
-
 // Go's mheap.reclaim: before the heap takes fresh pages for a span, the sweep
 // frees dead spans' pages. Here 600 live spans sit above 600 dead ones on the
 // unswept lists (the child's comment says how): the first span of a new size
