@@ -107,7 +107,7 @@ bool MHeap::take_collapse_request() {
            collapse_wanted.exchange(false, std::memory_order_acquire);
 }
 
-void MHeap::collapse_early_arenas() {
+void MHeap::collapse_early_arenas(void (*before_page)()) {
     constexpr std::size_t kMax = 64;
     std::uintptr_t base[kMax];
     std::size_t bytes[kMax];
@@ -121,8 +121,18 @@ void MHeap::collapse_early_arenas() {
         }
     }
     // Arenas and their mappings are never unmapped, so the ranges stay valid.
+    constexpr std::size_t kHugePage = std::size_t{2} << 20;
     collapse_running.store(true, std::memory_order_relaxed);
-    for (std::size_t i = 0; i < n; i++) sys::collapse(reinterpret_cast<void*>(base[i]), bytes[i]);
+    bool ok = true;
+    for (std::size_t i = 0; i < n && ok; i++) {
+        // Arenas are kHugePage-aligned, so their huge pages are whole.
+        for (std::size_t off = 0; off + kHugePage <= bytes[i] && ok; off += kHugePage) {
+            if (before_page != nullptr) before_page();
+            collapse_in_page.store(true, std::memory_order_relaxed);
+            ok = sys::collapse(reinterpret_cast<void*>(base[i] + off), kHugePage);
+            collapse_in_page.store(false, std::memory_order_relaxed);
+        }
+    }
     collapse_running.store(false, std::memory_order_relaxed);
 }
 

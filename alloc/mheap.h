@@ -113,14 +113,18 @@ struct MHeap {
     // switch take_collapse_request() is true once, and the caller has a
     // thread that may block for a while (~1 s a GiB here, bench/results/random_access.md) run
     // collapse_early_arenas(), which collapses those arenas into huge pages
-    // (sys::collapse, a huge page at a time, outside the lock).
+    // (sys::collapse, a huge page at a time, outside the lock), calling
+    // before_page (if not null) before each: the collector's waits while a
+    // mark runs (gc/collector.cpp, collapse_thread).
     bool take_collapse_request();
-    void collapse_early_arenas();
+    void collapse_early_arenas(void (*before_page)());
     // While collapse_early_arenas runs: a read of memory being collapsed
     // waits for its huge page to be done (0.7-3.9 ms each), so the collector
     // keeps marking off allocating threads meanwhile (gc/collector.cpp,
     // fractional_mark).
     bool collapsing() const { return collapse_running.load(std::memory_order_relaxed); }
+    // While a huge page of it is being collapsed (sys::collapse in progress).
+    bool collapsing_page() const { return collapse_in_page.load(std::memory_order_relaxed); }
 
     // Span records and bitmaps on huge pages. On a heap of gigabytes the
     // markers read these at random, and with 4 KiB pages nearly each read
@@ -152,6 +156,7 @@ private:
     std::atomic<bool> collapse_wanted{false};  // set under the lock at the switch; taken once
     std::size_t collapse_narenas = 0;       // lock: arenas mapped at the switch
     std::atomic<bool> collapse_running{false};  // the collapsing thread, while it runs
+    std::atomic<bool> collapse_in_page{false};  // the collapsing thread, around each sys::collapse
     void enable_hugepages_locked();
     void note_grown(std::uintptr_t base, std::size_t bytes);
     bool grow_locked(std::size_t npages);

@@ -122,19 +122,24 @@ bool thp_disabled() {
     return disabled;
 }
 
-void collapse(void* v, std::size_t n) {
+bool collapse(void* v, std::size_t n) {
 #ifndef MADV_COLLAPSE
     constexpr int MADV_COLLAPSE = 25;  // <linux/mman.h>, Linux 6.1; older kernels answer EINVAL
 #endif
     // MADV_COLLAPSE, unlike MADV_HUGEPAGE, ignores the sysfs settings
     // (madvise(2)): a system that turned huge pages off keeps them off.
-    if (thp_disabled()) return;
+    if (thp_disabled()) return false;
     std::uintptr_t b, e;
     whole_huge_pages(v, n, &b, &e);
     int saved = errno;
+    bool ok = true;
     for (; b < e; b += kHugePage)
-        if (madvise(reinterpret_cast<void*>(b), kHugePage, MADV_COLLAPSE) != 0 && errno == EINVAL) break;
+        if (madvise(reinterpret_cast<void*>(b), kHugePage, MADV_COLLAPSE) != 0 && errno == EINVAL) {
+            ok = false;
+            break;
+        }
     errno = saved;
+    return ok;
 }
 
 void unused(void* v, std::size_t n) {

@@ -49,8 +49,9 @@ void hugepage(void* v, std::size_t n);
 // 4 KiB pages they hold (madvise(MADV_COLLAPSE), Linux 6.1+); best effort.
 // Synchronous and slow (0.7-3.9 ms a 2 MiB page here, bench/results/random_access.md): a thread that may
 // block calls it; it works a huge page at a time. Nothing when the system's
-// THP setting is "never".
-void collapse(void* v, std::size_t n);
+// THP setting is "never". False when it cannot be done here at all ("never",
+// or a kernel without MADV_COLLAPSE), so a caller going a page at a time stops.
+bool collapse(void* v, std::size_t n);
 // Whether the system's THP setting is "never" (or the kernel has no THP).
 bool thp_disabled();
 // Ready -> Prepared: the physical pages go back to the OS and read as zero later.

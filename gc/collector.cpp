@@ -694,6 +694,7 @@ struct CycleTimes {
     std::uint64_t stop1_ns, stop2_ns, flush2_ns, body2_ns, start2_ns;  // gctrace=2 detail
     std::uint64_t caches2_ns;  // ...of body2_ns: emptying the threads' span caches
     std::uint32_t sig1, sig2;  // threads signalled by the stops
+    std::uint32_t flush2_entries;  // barrier-buffer entries termination's stop found
     std::uint64_t body1_ns;
     bool hs1;                      // mark started by handshakes (no stop)
     std::uint64_t hs1_hold_ns;     // ...the longest a thread was held by its own
@@ -710,6 +711,7 @@ struct CycleTimes {
 static void release_cache_cb(GcThread* t, void*) { release_thread_cache(t); }
 static void snapshot_cb(GcThread* t, void*) { snapshot_for_mark(t); }
 static void flush_wbuf_cb(GcThread* t, void*) { flush_wbuf(t); }
+static void count_wbuf_cb(GcThread* t, void* n) { *static_cast<std::uint32_t*>(n) += t->wbn; }
 static void end_black_cb(GcThread* t, void*) { t->blacken = 0; }
 
 static std::uint64_t cycle_max_pause = 0;  // collector thread: longest pause of the running cycle
@@ -807,13 +809,13 @@ static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
         std::snprintf(line, sizeof line,
                       "gc %u stw detail: longest pause %llu us; pause1 %llu us: stop1 %llu us (%u signalled), body1 %llu us; "
                       "termination attempts %d, "
-                      "stop2 %llu us (%u signalled), flush %llu us, body %llu us (caches %llu us), restart %llu us\n",
+                      "stop2 %llu us (%u signalled), flush %llu us (%u entries), body %llu us (caches %llu us), restart %llu us\n",
                       num, static_cast<unsigned long long>(cycle_max_pause / 1000),
                       static_cast<unsigned long long>(c.stw1_ns / 1000),
                       static_cast<unsigned long long>(c.stop1_ns / 1000), c.sig1,
                       static_cast<unsigned long long>(c.body1_ns / 1000), c.attempts,
                       static_cast<unsigned long long>(c.stop2_ns / 1000), c.sig2,
-                      static_cast<unsigned long long>(c.flush2_ns / 1000),
+                      static_cast<unsigned long long>(c.flush2_ns / 1000), c.flush2_entries,
                       static_cast<unsigned long long>(c.body2_ns / 1000),
                       static_cast<unsigned long long>(c.caches2_ns / 1000),
                       static_cast<unsigned long long>(c.start2_ns / 1000));
@@ -983,9 +985,12 @@ static void run_cycle(bool forced) {
         }
         if (done == 0 && !work_available()) {
             // 3. Mark termination, if the barrier buffers hold nothing new.
+            if (mheap.collapsing_page()) terminations_in_collapse.fetch_add(1, std::memory_order_relaxed);
             std::uint64_t t2 = nanotime();
             if (!stw_mark) stop_the_world();
             std::uint64_t t2s = nanotime();
+            c.flush2_entries = 0;
+            for_each_thread(count_wbuf_cb, &c.flush2_entries);
             for_each_thread(flush_wbuf_cb, nullptr);
             c.stop2_ns = t2s - t2;
             c.sig2 = stw_mark ? 0 : last_stop_signalled();
@@ -1114,6 +1119,19 @@ static void run_cycle(bool forced) {
     cycle_max_pause = 0;
 }
 
+std::atomic<std::uint64_t> terminations_in_collapse{0};
+
+// Before each huge page of the collapse: wait for the running mark to end.
+// A huge page in collapse keeps its 4 KiB pages, and the address space's
+// lock, for 0.7-3.9 ms: a thread that touches them, faults or maps memory
+// waits, and a mark ends in a stop of the world, which would wait for that
+// thread (a 169 us stop in a gc_latency run; bench/results/NOTES.md). A
+// mark is 10 ms or more on a heap that crossed the huge-page switch, so a
+// page begun just before one starts is done before it ends.
+static void collapse_between_marks() {
+    while (gcs.phase.load(std::memory_order_acquire) != kPhaseOff) usleep(1000);
+}
+
 // The thread that collapses what the heap mapped before it asked for huge
 // pages (MHeap::collapse_early_arenas): started once, by the collector thread,
 // after the switch; not registered (it only calls madvise), so never stopped.
@@ -1127,7 +1145,7 @@ static void* collapse_thread(void*) {
     sched_param sp{};
     (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);  // best effort
     (void)pthread_setname_np(pthread_self(), "ga-collapse");
-    mheap.collapse_early_arenas();
+    mheap.collapse_early_arenas(collapse_between_marks);
     return nullptr;
 }
 

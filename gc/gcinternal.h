@@ -253,6 +253,10 @@ struct GcState {
     std::atomic<std::uint32_t> credit_seq{0};
 };
 extern GcState gcs;
+// Mark terminations that began while a huge page of the collapse was in
+// progress (collector thread writes; tests read). The collapse waits for
+// marks to end (collector.cpp, collapse_between_marks), so none should.
+extern std::atomic<std::uint64_t> terminations_in_collapse;
 
 // ---- heap.cpp ----
 struct GcCentral {

@@ -59,9 +59,12 @@ static constexpr std::uint64_t kYieldNs = 2000000;
 // microsecond or two; a thread in a loop that does neither (binary_trees'
 // item_check walking a tree) never does, and the wait is all pause: with
 // 50 us, 14 of binary_trees' stops in 6 runs of depth 19 took over 40 us
-// (~59 us: the wait, then a ~9 us signal), with 10 us none did. A
-// handshake stops nobody, so it waits longer to spare threads the signal.
-static constexpr std::uint64_t kStopPollNs = 10000;
+// (~59 us: the wait, then a ~9 us signal), with 10 us none did; with 3 us
+// such a stop takes ~10 us instead of ~17 (bench/results/NOTES.md,
+// fourteenth pass). A thread the signal finds inside a nosuspend region
+// stops at the region's end, as it would have. A handshake stops nobody,
+// so it waits longer to spare threads the signal.
+static constexpr std::uint64_t kStopPollNs = 3000;
 static constexpr std::uint64_t kHandshakePollNs = 50000;
 
 // Thread states for stopping (GcThread::state): a Blocked thread has saved

@@ -33,6 +33,9 @@
 //                            are collapsed (or after 20 s), and P: the
 //                            collapse thread's scheduling policy while it
 //                            ran (-1: not seen running)
+//   gc_test_child collapsemark the same heap, then cycles while the
+//                            collapse runs; prints "collapsemark cycles C
+//                            in_collapse T" (CollapseMark)
 //   gc_test_child mallocgrow grows the heap through ga_malloc on a
 //                            registered thread, then allocates collected
 //                            objects of two layouts in one size class (heap
@@ -292,30 +295,39 @@ int CollapseThreadPolicy() {
 // once H has reached 90% of R or after 20 s, P as CollapseThreadPolicy saw it
 // while waiting; "collapse unsupported"
 // if this kernel has no MADV_COLLAPSE, or huge pages are set to "never".
-int Collapse() {
-    {
-        // The kernel has MADV_COLLAPSE (Linux 6.1) if it accepts it on a
-        // mapping of its own (an unknown advice is EINVAL).
-        constexpr std::size_t k = std::size_t{4} << 20;
-        void* m = mmap(nullptr, k, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) return 3;
-        auto b = (reinterpret_cast<std::uintptr_t>(m) + (std::uintptr_t{2} << 20) - 1) & ~((std::uintptr_t{2} << 20) - 1);
-        static_cast<volatile char*>(reinterpret_cast<void*>(b))[0] = 1;
-        bool ok = madvise(reinterpret_cast<void*>(b), std::size_t{2} << 20, 25 /* MADV_COLLAPSE */) == 0 ||
-                  errno != EINVAL;
-        munmap(m, k);
-        if (!ok || goalloc::sys::thp_disabled()) {  // (sys::collapse leaves "never" alone)
-            std::printf("collapse unsupported\n");
-            return 0;
-        }
+// Whether this kernel can collapse (MADV_COLLAPSE, Linux 6.1: it accepts it
+// on a mapping of its own; an unknown advice is EINVAL) and huge pages are
+// not set to "never" (sys::collapse leaves that alone). If not, prints
+// "collapse unsupported".
+bool CollapseSupported() {
+    constexpr std::size_t k = std::size_t{4} << 20;
+    void* m = mmap(nullptr, k, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return false;
+    auto b = (reinterpret_cast<std::uintptr_t>(m) + (std::uintptr_t{2} << 20) - 1) & ~((std::uintptr_t{2} << 20) - 1);
+    static_cast<volatile char*>(reinterpret_cast<void*>(b))[0] = 1;
+    bool ok = madvise(reinterpret_cast<void*>(b), std::size_t{2} << 20, 25 /* MADV_COLLAPSE */) == 0 || errno != EINVAL;
+    munmap(m, k);
+    if (!ok || goalloc::sys::thp_disabled()) {
+        std::printf("collapse unsupported\n");
+        return false;
     }
-    // Written as the program uses them, so that the first 256 MiB are in
-    // memory on 4 KiB pages before the switch.
-    static gc::Root<char> keep[300];
-    for (auto& k : keep) {
+    return true;
+}
+
+// 300 MiB of large objects, each written when allocated, so that the first
+// 256 MiB are in memory on 4 KiB pages before the switch to huge pages.
+static gc::Root<char> collapse_keep[300];
+void FillPastHugePageSwitch() {
+    for (auto& k : collapse_keep) {
         k = static_cast<char*>(gc::alloc(1 << 20, false));
         std::memset(k.get(), 1, 1 << 20);
     }
+}
+
+int Collapse() {
+    if (!CollapseSupported()) return 0;
+    FillPastHugePageSwitch();
+    gc::Root<char>* keep = collapse_keep;
     auto a = reinterpret_cast<std::uintptr_t>(keep[0].get());
     unsigned long rss = 0, huge = 0;
     int policy = -1;
@@ -332,6 +344,34 @@ int Collapse() {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     std::printf("collapse rss %lu huge %lu policy %d\n", rss, huge, policy);
+    return 0;
+}
+
+// Cycles while the collapse runs: 300 MiB past the huge-page switch (as
+// Collapse; run with GOGC=off), a list of 512K small objects live (a mark of
+// 10 ms or more), then collections 5 ms apart while the collapse is in
+// progress (at most 100). Prints "collapsemark cycles C in_collapse T": the
+// cycles run while it was, and the mark terminations that began while a
+// huge page was being collapsed (terminations_in_collapse).
+int CollapseMark() {
+    if (!CollapseSupported()) return 0;
+    FillPastHugePageSwitch();
+    static gc::Root<Node> list;
+    for (int i = 0; i < (1 << 19); i++) {
+        Node* n = gc::make<Node>();
+        n->next = list.get();
+        list = n;
+    }
+    for (int i = 0; i < 2000 && !goalloc::mheap.collapsing(); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    int cycles = 0;
+    while (goalloc::mheap.collapsing() && cycles < 100) {
+        gc::collect();
+        cycles++;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::printf("collapsemark cycles %d in_collapse %llu\n", cycles,
+                static_cast<unsigned long long>(gc::terminations_in_collapse.load()));
     return 0;
 }
 
@@ -628,10 +668,11 @@ int main(int argc, char** argv) {
     if (mode == "resident") return Resident(argc > 2 && std::string(argv[2]) == "scan");
     if (mode == "reclaim") return Reclaim();
     if (mode == "collapse") return Collapse();
+    if (mode == "collapsemark") return CollapseMark();
     if (mode == "mallocgrow") return MallocThenMixed();
     if (mode == "fractional") return Fractional();
     if (mode == "fracbudget") return FracBudget();
     if (mode == "assistpark") return AssistPark();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | mallocgrow | fractional | fracbudget | assistpark\n");
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | collapsemark | mallocgrow | fractional | fracbudget | assistpark\n");
     return 2;
 }

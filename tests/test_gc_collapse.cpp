@@ -63,3 +63,24 @@ TEST(GcCollapse, CollapseThreadRunsAtIdlePriority) {
     if (c.policy < 0) GTEST_SKIP() << "the collapse ended before the child looked: " << c.out;
     EXPECT_EQ(c.policy, SCHED_IDLE) << c.out;
 }
+
+// The collapse waits for each mark to end before its next huge page
+// (collapse_between_marks): a huge page in collapse holds the address space's
+// lock and its own pages for milliseconds, and a mark's termination stops the
+// world, which would wait for a thread stuck behind it (a 169 us stop in a
+// gc_latency run; bench/results/NOTES.md). Cycles run while the collapse is
+// in progress, marks of 10 ms or more; none of their terminations may begin
+// during a huge page's collapse (without the wait: most of them did).
+TEST(GcCollapse, MarkTerminationNeverOverlapsACollapse) {
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
+        GTEST_SKIP() << "no transparent huge pages in this kernel";
+    ChildResult r = RunChild({GC_TEST_CHILD, "collapsemark"}, {"GOGC=off"}, {"GOGC", "GOALLOC_GC_HUGEPAGES"});
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
+    if (r.out.rfind("collapse unsupported", 0) == 0)
+        GTEST_SKIP() << "no MADV_COLLAPSE in this kernel, or huge pages set to never";
+    int cycles = -1;
+    unsigned long long overlapped = 0;
+    ASSERT_EQ(std::sscanf(r.out.c_str(), "collapsemark cycles %d in_collapse %llu", &cycles, &overlapped), 2) << r.out;
+    if (cycles < 3) GTEST_SKIP() << "the collapse ended before cycles could run beside it: " << r.out;
+    EXPECT_EQ(overlapped, 0ull) << r.out;
+}
