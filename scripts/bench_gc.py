@@ -22,6 +22,9 @@ Boehm's parallel markers), all get every CPU. Before each run, cpu_pingpong
 (bench/gc/cpu_pingpong.c, ~10 ms) measures a cache line's round trip between
 the first two CPUs: the host moves this VM's vCPUs between placements, and
 the report shows each program's times by the round trip its runs began with.
+goalloc's gc_latency runs with GODEBUG=gctrace=2 (Go's with gctrace=1, for
+its CPU accounting), and the report takes each run's longest pause apart
+(the stop's wait, the barrier buffers' flush, the stopped world's work).
 
 Checks (any failure fails the script, loudly): every run exits 0 and prints a
 gcstats line; binary_trees' standard output equals the Benchmarks Game's lines
@@ -165,6 +168,28 @@ def go_mark_accounting(stderr, after_s):
     if wall <= 0:
         return None
     return work / wall, idle / wall
+
+
+# goalloc's GODEBUG=gctrace=2 line with a cycle's longest pause and its parts
+# (gc/collector.cpp, print_gctrace): mark start's longest thread hold
+# (pause1), and mark termination's stop wait, flush, work and restart.
+STW_DETAIL_RE = re.compile(
+    r"^gc (\d+) stw detail: longest pause (\d+) us; pause1 (\d+) us: stop1 \d+ us \(\d+ signalled\), "
+    r"body1 \d+ us; termination attempts (\d+), stop2 (\d+) us \((\d+) signalled\), flush (\d+) us "
+    r"\((\d+) entries\), body (\d+) us \(caches (\d+) us\), restart (\d+) us", re.M)
+PAUSE_PARTS = ("cycle", "longest_us", "pause1_us", "attempts", "stop_us", "signalled", "flush_us",
+               "entries", "body_us", "caches_us", "restart_us")
+
+
+def longest_pause_parts(stderr):
+    """The parts of the run's longest pause, from goalloc's gctrace=2: the
+    cycle whose longest pause is the run's, as a dict (PAUSE_PARTS), or None."""
+    best = None
+    for m in STW_DETAIL_RE.finditer(stderr):
+        d = dict(zip(PAUSE_PARTS, map(int, m.groups())))
+        if best is None or d["longest_us"] > best["longest_us"]:
+            best = d
+    return best
 
 
 def run_once(exe, args, timeout, extra_env=None):
@@ -602,6 +627,37 @@ def cpu_lines(runs, programs, runtimes):
     return md
 
 
+def pause_parts_lines(runs):
+    """gc_latency's longest pause in each of goalloc's runs, taken apart."""
+    rs = [r for r in runs if r["program"] == "gc_latency" and r["runtime"] == "goalloc"
+          and not r["warmup"] and r.get("pause_parts")]
+    if not rs:
+        return []
+    md = ["## goalloc's longest pauses, taken apart (gc_latency)", "",
+          "Each run's longest pause, from its `GODEBUG=gctrace=2` lines (the cycle whose longest "
+          "pause is the run's): a pause of mark start is one thread scanning its own stack "
+          "(`pause1`); one of mark termination is the stop's wait for the threads (and how many "
+          "it had to signal), the shading of the barrier buffers the stop found (and their "
+          "entries), the stopped world's work (of which emptying the threads' span caches) and "
+          "the restart. The CPUs' round trip is the probe's before the run.", "",
+          "| round | longest pause us | cycle | where | stop wait us (signalled) | flush us "
+          "(entries) | work us (caches) | CPUs' round trip ns |",
+          "|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for r in sorted(rs, key=lambda r: r["round"]):
+        p = r["pause_parts"]
+        where = "mark start" if p["longest_us"] == p["pause1_us"] else \
+            f"termination (attempt {p['attempts']})" if p["attempts"] > 1 else "termination"
+        rt = r.get("cpu_rt_ns")
+        md.append(f"| {r['round']} | {p['longest_us']} | {p['cycle']} | {where} | "
+                  f"{p['stop_us']} ({p['signalled']}) | {p['flush_us']} ({p['entries']}) | "
+                  f"{p['body_us']} ({p['caches_us']}) | {'-' if rt is None else f'{rt:.0f}'} |")
+    md.append("")
+    md.append("(The termination's parts are its last attempt's; gctrace rounds each part down to "
+              "a microsecond.)")
+    md.append("")
+    return md
+
+
 def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_start,
                  load_end, started, elapsed, live_mb, runs=()):
     md = ["# goalloc's collector vs Boehm GC and Go: GC benchmarks", ""]
@@ -645,6 +701,7 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
         md += ["![longest pause](gc_pauses.svg)", ""]
     md += gc_table(rows, programs, runtimes, True) + [""]
     if "gc_latency" in programs:
+        md += pause_parts_lines(runs)
         md += ["## gc_latency: the mutator's view", ""] + latency_table(rows, runtimes, True) + [""]
         md.append(
             "The mutator reads the clock every 1024 replacements; a gap is the time between two "
@@ -827,9 +884,15 @@ def main():
             # cycle): its own accounting of the mark phases' CPU, the figure
             # goalloc's gc_latency takes from MemStats.Mark*Ns.
             go_trace = rt == "go" and prog == "gc_latency"
+            # goalloc's gc_latency prints the parts of each cycle's longest
+            # pause (gctrace=2), so that a long one says where it came from.
+            ga_trace = rt == "goalloc" and prog == "gc_latency"
             cpu_rt = cpu_round_trip(probe)
             try:
-                r = run_once(exe, pargs, args.timeout, {"GODEBUG": "gctrace=1"} if go_trace else None)
+                env = {"GODEBUG": "gctrace=1"} if go_trace else {"GODEBUG": "gctrace=2"} if ga_trace else None
+                r = run_once(exe, pargs, args.timeout, env)
+                if ga_trace:
+                    r["pause_parts"] = longest_pause_parts(r["stderr"])
                 if go_trace:
                     acct = go_mark_accounting(r["stderr"], float(r["stats"].get("build_s", 0)))
                     if acct is not None:
