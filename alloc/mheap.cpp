@@ -71,6 +71,15 @@ bool MHeap::new_arenas_locked(std::size_t bytes) {
     if (next_hint != 0) next_hint = base + bytes;
     cur_base = base;
     cur_end = base + bytes;
+    // Map (and advise) the whole reservation now, in one call each, rather
+    // than at each 4 MiB growth: a growth runs under this lock, inside a
+    // nosuspend region of a collected heap's thread, and its mmap and
+    // madvise wait for the address-space lock, which a collapse or a
+    // populate can hold for milliseconds (bench/results/NOTES.md, fourteenth
+    // pass).
+    ahead_end = sys::map_ahead(r, bytes) ? cur_end : base;
+    ahead_advised = hugepages && ahead_end > base;
+    if (ahead_advised) sys::hugepage(r, bytes);
     if (options().verbose) {
         Msg m;
         m.s("goalloc: reserved ").dec(n).s(" arena(s) at ").hex(base).s("\n");
@@ -85,7 +94,7 @@ void MHeap::note_grown(std::uintptr_t base, std::size_t bytes) {
     GA_ASSERT_LOCK_HELD(lock);
     mapped_bytes += bytes;
     if (!hugepages && mapped_bytes >= hugepages_from) enable_hugepages_locked();  // covers this range too
-    else if (hugepages) sys::hugepage(reinterpret_cast<void*>(base), bytes);
+    else if (hugepages && !(ahead_advised && base + bytes <= ahead_end)) sys::hugepage(reinterpret_cast<void*>(base), bytes);
     if (auto* h = heap_grow_hook.load(std::memory_order_acquire)) h(base, bytes, hugepages);
 }
 
@@ -95,6 +104,11 @@ void MHeap::enable_hugepages_locked() {
     for (std::size_t i = 0; i < pages.narenas(); i++) {
         HeapArena* a = pages.arena(i);
         sys::hugepage(reinterpret_cast<void*>(a->base), std::size_t{a->mappedPages} * kPageSize);
+    }
+    // What is mapped ahead, not grown into yet.
+    if (ahead_end > cur_base) {
+        sys::hugepage(reinterpret_cast<void*>(cur_base), ahead_end - cur_base);
+        ahead_advised = true;
     }
     if (mapped_bytes != 0) {
         collapse_narenas = pages.narenas();
@@ -178,6 +192,17 @@ void MHeap::set_hugepages_from(std::size_t from_bytes) {
     if (!hugepages && mapped_bytes >= hugepages_from) enable_hugepages_locked();
 }
 
+// Reserved -> Prepared for a growth into [base, base+n): accounting only
+// where the reservation was mapped ahead, else the system call.
+bool MHeap::map_for_growth(std::uintptr_t base, std::size_t n) {
+    GA_ASSERT_LOCK_HELD(lock);
+    if (base + n <= ahead_end) {
+        sys::take_ahead(n);
+        return true;
+    }
+    return sys::map(reinterpret_cast<void*>(base), n);
+}
+
 bool MHeap::grow_locked(std::size_t npages) {
     GA_ASSERT_LOCK_HELD(lock);
     if (npages > kMaxAlloc / kPageSize) return false;
@@ -186,7 +211,7 @@ bool MHeap::grow_locked(std::size_t npages) {
         // Map what is left of the current reservation so it is not wasted:
         // it coalesces with the new arenas when those are contiguous.
         if (cur_end > cur_base) {
-            if (sys::map(reinterpret_cast<void*>(cur_base), cur_end - cur_base)) {
+            if (map_for_growth(cur_base, cur_end - cur_base)) {
                 pages.grow(cur_base, (cur_end - cur_base) / kPageSize);
                 note_grown(cur_base, cur_end - cur_base);
             }
@@ -196,7 +221,7 @@ bool MHeap::grow_locked(std::size_t npages) {
         std::size_t bytes = (ask + kArenaBytes - 1) & ~(kArenaBytes - 1);
         if (!new_arenas_locked(bytes)) return false;
     }
-    if (!sys::map(reinterpret_cast<void*>(cur_base), ask)) return false;
+    if (!map_for_growth(cur_base, ask)) return false;
     pages.grow(cur_base, ask / kPageSize);
     note_grown(cur_base, ask);
     cur_base += ask;

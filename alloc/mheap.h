@@ -66,8 +66,12 @@ struct MHeap {
     FixAlloc& bitalloc(SpanKind k, std::uint32_t nwords) {
         return k == SpanKind::Collected ? gcbitalloc[nwords - 1] : mbitalloc[nwords <= 4 ? 0 : nwords <= 8 ? 1 : 2];
     }
-    std::uintptr_t cur_base = 0;            // lock: reserved, not yet mapped part of the newest arenas
+    std::uintptr_t cur_base = 0;            // lock: reserved, not yet grown-into part of the newest arenas
     std::uintptr_t cur_end = 0;             // lock
+    // lock: [cur_base, ahead_end) is mapped ahead (sys::map_ahead, when the
+    // arenas were reserved), and advised for huge pages if ahead_advised.
+    std::uintptr_t ahead_end = 0;
+    bool ahead_advised = false;
     std::uintptr_t next_hint = 0;           // lock: where to ask for the next arena
 
     MCentral central[kNumSizeClasses];      // malloc heap, one per size class
@@ -160,6 +164,7 @@ private:
     void enable_hugepages_locked();
     void note_grown(std::uintptr_t base, std::size_t bytes);
     bool grow_locked(std::size_t npages);
+    bool map_for_growth(std::uintptr_t base, std::size_t n);
     bool new_arenas_locked(std::size_t bytes);
 };
 

@@ -68,6 +68,15 @@ bool map(void* v, std::size_t n) {
     return true;
 }
 
+bool map_ahead(void* v, std::size_t n) {
+    int saved = errno;
+    void* p = mmap(v, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    errno = saved;
+    return p != MAP_FAILED;
+}
+
+void take_ahead(std::size_t n) { stats.prepared.fetch_add(n, std::memory_order_relaxed); }
+
 void used(void*, std::size_t n) {
     stats.prepared.fetch_sub(n, std::memory_order_relaxed);
     stats.ready.fetch_add(n, std::memory_order_relaxed);

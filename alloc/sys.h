@@ -36,6 +36,13 @@ extern Stats stats;
 void* reserve(void* hint, std::size_t n, std::size_t align);
 // Reserved -> Prepared.
 bool map(void* v, std::size_t n);
+// A reservation mapped ahead, as map() does, but still counted as Reserved:
+// the heap maps a whole new arena at once, so that its growths into it
+// (take_ahead) make no system call under its lock. False if the OS refuses
+// (the heap then maps as it grows). No fault injection: it has a fallback.
+bool map_ahead(void* v, std::size_t n);
+// Count n bytes mapped ahead as Prepared (accounting only).
+void take_ahead(std::size_t n);
 // Prepared -> Ready (accounting only on Linux: the kernel backs pages on touch).
 void used(void* v, std::size_t n);
 // Fault in the pages of [v, v+n) now (mapped memory about to be used), in one
