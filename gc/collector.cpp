@@ -694,6 +694,7 @@ struct CycleTimes {
     std::uint64_t stop1_ns, stop2_ns, flush2_ns, body2_ns, start2_ns;  // gctrace=2 detail
     std::uint64_t caches2_ns;  // ...of body2_ns: emptying the threads' span caches
     std::uint32_t sig1, sig2;  // threads signalled by the stops
+    const char* late2 = "-";   // how the last thread termination's stop waited for stopped (last_stop_late)
     std::uint32_t flush2_entries;  // barrier-buffer entries termination's stop found
     std::uint64_t body1_ns;
     bool hs1;                      // mark started by handshakes (no stop)
@@ -809,12 +810,12 @@ static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
         std::snprintf(line, sizeof line,
                       "gc %u stw detail: longest pause %llu us; pause1 %llu us: stop1 %llu us (%u signalled), body1 %llu us; "
                       "termination attempts %d, "
-                      "stop2 %llu us (%u signalled), flush %llu us (%u entries), body %llu us (caches %llu us), restart %llu us\n",
+                      "stop2 %llu us (%u signalled, last %s), flush %llu us (%u entries), body %llu us (caches %llu us), restart %llu us\n",
                       num, static_cast<unsigned long long>(cycle_max_pause / 1000),
                       static_cast<unsigned long long>(c.stw1_ns / 1000),
                       static_cast<unsigned long long>(c.stop1_ns / 1000), c.sig1,
                       static_cast<unsigned long long>(c.body1_ns / 1000), c.attempts,
-                      static_cast<unsigned long long>(c.stop2_ns / 1000), c.sig2,
+                      static_cast<unsigned long long>(c.stop2_ns / 1000), c.sig2, c.late2,
                       static_cast<unsigned long long>(c.flush2_ns / 1000), c.flush2_entries,
                       static_cast<unsigned long long>(c.body2_ns / 1000),
                       static_cast<unsigned long long>(c.caches2_ns / 1000),
@@ -994,6 +995,7 @@ static void run_cycle(bool forced) {
             for_each_thread(flush_wbuf_cb, nullptr);
             c.stop2_ns = t2s - t2;
             c.sig2 = stw_mark ? 0 : last_stop_signalled();
+            c.late2 = stw_mark ? "-" : last_stop_late();
             c.flush2_ns = nanotime() - t2s;
             c.attempts = attempts + 1;
             if (work_available()) {

@@ -169,6 +169,11 @@ struct GcThread {
     // collector (thread claimed, or world stopped) or at registration.
     std::uint8_t blacken = 0;
     std::uint32_t stop_epoch = 0;             // threads lock: the stop that signalled this thread
+    // How and when this thread stopped for its last stop (world.cpp,
+    // StopHow): written by the thread before it acknowledges, or by the
+    // stopper when it claims the thread; read by the stopper after.
+    std::uint8_t stop_how = 0;
+    std::uint64_t stop_ack_ns = 0;
     bool wake_on_start = false;               // threads lock: claimed by this stop, to be woken
     // Checkmark mode: this thread's stack and registers as scanned at the
     // cycle's first stop (collector, world stopped; freed at unregister).
@@ -344,6 +349,9 @@ void stop_the_world();
 std::uint64_t start_the_world();  // returns nanotime() when the world was let go
 // The last stop (collector thread; gctrace=2): threads that had to be signalled.
 std::uint32_t last_stop_signalled();
+// How the thread that stopped last in the last stop did ("poll", "region",
+// "handler", "claimed"; "-" if the stop waited for nobody): gctrace=2.
+const char* last_stop_late();
 // Handshakes (world.cpp): handshake_begin takes the registry lock (no thread
 // registers or leaves until handshake_end); handshake(fn) has every
 // registered thread run fn on itself at its next poll — or the collector run

@@ -72,6 +72,15 @@ static constexpr std::uint64_t kHandshakePollNs = 50000;
 // claims it instead of signalling it, and it cannot leave the call until the
 // world restarts (Go's entersyscall/exitsyscall).
 static constexpr std::uint32_t kRunning = 0, kBlocked = 1, kClaimed = 2;
+// How a thread stopped (GcThread::stop_how): at its own poll; at the end of
+// the nosuspend region the signal found it in; in the signal's handler (it
+// was running code that never polls, or waiting in the kernel: a fault);
+// claimed in a blocking call. gctrace=2 names the last one of a stop.
+enum StopHow : std::uint8_t { kStopPoll, kStopRegion, kStopHandler, kStopClaimed };
+static const char* const kStopHowNames[] = {"poll", "region", "handler", "claimed"};
+// The suspend signal found this thread inside a nosuspend region (it stops
+// at the region's end, suspend_self).
+static __thread std::uint8_t tls_signalled_in_region = 0;
 static pthread_key_t thread_key;
 static pthread_once_t world_once = PTHREAD_ONCE_INIT;
 
@@ -137,6 +146,8 @@ static GA_NOINLINE void park(GcThread* t, ucontext_t* uc) {
     // parks it here; put it back on the way out.
     std::uintptr_t old_sp = t->saved_sp.load(std::memory_order_relaxed);
     save_context(t, uc, reinterpret_cast<std::uintptr_t>(&marker));
+    t->stop_how = uc != nullptr ? kStopHandler : tls_signalled_in_region ? kStopRegion : kStopPoll;
+    t->stop_ack_ns = nanotime();
     t->ack_epoch.store(e, std::memory_order_release);
     stw_acks.fetch_add(1, std::memory_order_acq_rel);
     if (stw_waiting.load(std::memory_order_acquire)) futex(&stw_acks, FUTEX_WAKE_PRIVATE, 1);
@@ -230,6 +241,7 @@ static void suspend_handler(int, siginfo_t*, void* ctx) {
     if (t != nullptr) {
         if (tls_nosuspend != 0) {
             tls_suspend_pending = 1;
+            tls_signalled_in_region = 1;
         } else {
             handshake_self(t, static_cast<ucontext_t*>(ctx));
             park(t, static_cast<ucontext_t*>(ctx));
@@ -245,6 +257,7 @@ static void suspend_self() {
         handshake_self(t, nullptr);
         park(t, nullptr);
     }
+    tls_signalled_in_region = 0;  // (a handshake's signal, too)
 }
 
 static void thread_exit(void* p) {
@@ -402,6 +415,16 @@ static void wait_step(std::uint64_t el, std::atomic<std::uint32_t>* acks, std::a
 static std::uint32_t stw_signalled = 0;  // threads lock
 std::uint32_t last_stop_signalled() { return stw_signalled; }
 
+const char* last_stop_late() {
+    std::uint32_t e = stw_epoch.load(std::memory_order_relaxed);
+    const GcThread* late = nullptr;
+    for (const GcThread* t = threads_head; t != nullptr; t = t->next)
+        if (t->stop_epoch == e && t->ack_epoch.load(std::memory_order_acquire) == e &&
+            (late == nullptr || t->stop_ack_ns > late->stop_ack_ns))
+            late = t;
+    return late == nullptr || late->stop_how > kStopClaimed ? "-" : kStopHowNames[late->stop_how];
+}
+
 __thread std::uint32_t tls_world_stopper __attribute__((tls_model("initial-exec"))) = 0;
 
 void stop_the_world() {
@@ -441,6 +464,8 @@ void stop_the_world() {
             if (!unacked(t)) continue;
             std::uint32_t st = kBlocked;
             if (t->state.compare_exchange_strong(st, kClaimed, std::memory_order_acq_rel)) {
+                t->stop_how = kStopClaimed;
+                t->stop_ack_ns = nanotime();
                 t->ack_epoch.store(e, std::memory_order_release);
                 if (want != 0) want--;
             }

@@ -175,10 +175,10 @@ def go_mark_accounting(stderr, after_s):
 # (pause1), and mark termination's stop wait, flush, work and restart.
 STW_DETAIL_RE = re.compile(
     r"^gc (\d+) stw detail: longest pause (\d+) us; pause1 (\d+) us: stop1 \d+ us \(\d+ signalled\), "
-    r"body1 \d+ us; termination attempts (\d+), stop2 (\d+) us \((\d+) signalled\), flush (\d+) us "
-    r"\((\d+) entries\), body (\d+) us \(caches (\d+) us\), restart (\d+) us", re.M)
-PAUSE_PARTS = ("cycle", "longest_us", "pause1_us", "attempts", "stop_us", "signalled", "flush_us",
-               "entries", "body_us", "caches_us", "restart_us")
+    r"body1 \d+ us; termination attempts (\d+), stop2 (\d+) us \((\d+) signalled, last (\w+|-)\), "
+    r"flush (\d+) us \((\d+) entries\), body (\d+) us \(caches (\d+) us\), restart (\d+) us", re.M)
+PAUSE_PARTS = ("cycle", "longest_us", "pause1_us", "attempts", "stop_us", "signalled", "last",
+               "flush_us", "entries", "body_us", "caches_us", "restart_us")
 
 
 def longest_pause_parts(stderr):
@@ -186,7 +186,7 @@ def longest_pause_parts(stderr):
     cycle whose longest pause is the run's, as a dict (PAUSE_PARTS), or None."""
     best = None
     for m in STW_DETAIL_RE.finditer(stderr):
-        d = dict(zip(PAUSE_PARTS, map(int, m.groups())))
+        d = {k: (v if k == "last" else int(v)) for k, v in zip(PAUSE_PARTS, m.groups())}
         if best is None or d["longest_us"] > best["longest_us"]:
             best = d
     return best
@@ -637,19 +637,22 @@ def pause_parts_lines(runs):
           "Each run's longest pause, from its `GODEBUG=gctrace=2` lines (the cycle whose longest "
           "pause is the run's): a pause of mark start is one thread scanning its own stack "
           "(`pause1`); one of mark termination is the stop's wait for the threads (and how many "
-          "it had to signal), the shading of the barrier buffers the stop found (and their "
+          "it had to signal, and how the last one stopped: at its own poll; at the end of the "
+          "nosuspend region the signal found it in; in the signal's handler, having run code "
+          "that never polls or waited in the kernel, as in a page fault; or claimed in a "
+          "blocking call), the shading of the barrier buffers the stop found (and their "
           "entries), the stopped world's work (of which emptying the threads' span caches) and "
           "the restart. The CPUs' round trip is the probe's before the run.", "",
-          "| round | longest pause us | cycle | where | stop wait us (signalled) | flush us "
-          "(entries) | work us (caches) | CPUs' round trip ns |",
-          "|---:|---:|---:|---|---:|---:|---:|---:|"]
+          "| round | longest pause us | cycle | where | stop wait us (signalled) | last to stop | "
+          "flush us (entries) | work us (caches) | CPUs' round trip ns |",
+          "|---:|---:|---:|---|---:|---|---:|---:|---:|"]
     for r in sorted(rs, key=lambda r: r["round"]):
         p = r["pause_parts"]
         where = "mark start" if p["longest_us"] == p["pause1_us"] else \
             f"termination (attempt {p['attempts']})" if p["attempts"] > 1 else "termination"
         rt = r.get("cpu_rt_ns")
         md.append(f"| {r['round']} | {p['longest_us']} | {p['cycle']} | {where} | "
-                  f"{p['stop_us']} ({p['signalled']}) | {p['flush_us']} ({p['entries']}) | "
+                  f"{p['stop_us']} ({p['signalled']}) | {p['last']} | {p['flush_us']} ({p['entries']}) | "
                   f"{p['body_us']} ({p['caches_us']}) | {'-' if rt is None else f'{rt:.0f}'} |")
     md.append("")
     md.append("(The termination's parts are its last attempt's; gctrace rounds each part down to "
