@@ -61,6 +61,8 @@
 //                            whose span holds more than the goal's headroom
 //                            (each refill passes the goal); prints
 //                            "refillpast allocated N cycles C" (RefillPast)
+//   gc_test_child spinner N  N collections while a second registered thread
+//                            spins without polling; prints "spinner cycles N"
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -125,6 +127,25 @@ int Cycles(int n) {
     gc::read_mem_stats(s);
     std::printf("numgc %u forced %u\n", s.NumGC, s.NumForcedGC);
     std::fflush(stdout);
+    return 0;
+}
+
+// N collections while a second registered thread spins in a loop that
+// neither allocates nor stores a pointer (it never polls): every stop of the
+// world has to signal it. Prints "spinner cycles N".
+int Spinner(int n) {
+    std::atomic<bool> registered{false}, stop{false};
+    std::thread spinner([&] {
+        gc::Root<Node> mine(gc::make<Node>());  // registers this thread
+        registered.store(true);
+        volatile std::uint64_t x = 0;
+        while (!stop.load(std::memory_order_relaxed)) x = x + 1;
+    });
+    while (!registered.load()) std::this_thread::yield();
+    for (int i = 0; i < n; i++) gc::collect();
+    stop.store(true);
+    spinner.join();
+    std::printf("spinner cycles %d\n", n);
     return 0;
 }
 
@@ -667,12 +688,13 @@ int main(int argc, char** argv) {
     if (mode == "vmflags") return VmFlags(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 && std::string(argv[3]) == "record");
     if (mode == "resident") return Resident(argc > 2 && std::string(argv[2]) == "scan");
     if (mode == "reclaim") return Reclaim();
+    if (mode == "spinner" && argc > 2) return Spinner(std::atoi(argv[2]));
     if (mode == "collapse") return Collapse();
     if (mode == "collapsemark") return CollapseMark();
     if (mode == "mallocgrow") return MallocThenMixed();
     if (mode == "fractional") return Fractional();
     if (mode == "fracbudget") return FracBudget();
     if (mode == "assistpark") return AssistPark();
-    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | collapsemark | mallocgrow | fractional | fracbudget | assistpark\n");
+    std::fprintf(stderr, "usage: gc_test_child cycles N | cycles_ranges N | spinner N | hide | vmflags [M [record]] | resident [scan] | reclaim | collapse | collapsemark | mallocgrow | fractional | fracbudget | assistpark\n");
     return 2;
 }

@@ -123,6 +123,22 @@ TEST(GcDiag, MarkStartsByHandshakeUnlessRootRanges) {
     EXPECT_EQ(hs2, 0) << "with a root range, mark start must stop the world:\n" << q.err;
 }
 
+// gctrace=2 says how the last thread a termination's stop waited for
+// stopped. A thread spinning in a loop that never polls is stopped by the
+// suspend signal, in its handler: every termination says so.
+TEST(GcDiag, StopDetailNamesASignalledSpinnerAsStoppedInTheHandler) {
+    constexpr int kCycles = 4;
+    ChildResult r = RunChild({GC_TEST_CHILD, "spinner", std::to_string(kCycles)}, {"GODEBUG=gctrace=2"}, kUnset);
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
+    std::istringstream in(r.err);
+    std::string line;
+    static const std::regex handler(R"(gc \d+ stw detail: .*termination attempts \d+, stop2 \d+ us )"
+                                    R"(\(1 signalled, last handler\), .*)");
+    int n = 0;
+    while (std::getline(in, line)) n += std::regex_match(line, handler);
+    EXPECT_GE(n, kCycles) << r.err;
+}
+
 TEST(GcDiag, NoTraceByDefault) {
     for (const auto& env : std::vector<std::vector<std::string>>{{}, {"GODEBUG=gctrace=0"}}) {
         ChildResult r = RunChild({GC_TEST_CHILD, "cycles", "2"}, env, kUnset);
