@@ -238,6 +238,12 @@ static GA_NOINLINE void handshake_self(GcThread* t, ucontext_t* uc) {
 static void suspend_handler(int, siginfo_t*, void* ctx) {
     int saved_errno = errno;
     GcThread* t = tls_gc_thread;
+    // A signal that arrives after this thread has stopped for the stop that
+    // sent it (it polled meanwhile, or was claimed in a blocking call) has
+    // nothing to do: parking again, nested, would rewrite the state the
+    // stopper is reading. (No handshake runs during a stop.)
+    std::uint32_t e = stw_epoch.load(std::memory_order_acquire);
+    if (t != nullptr && (e & 1) != 0 && t->ack_epoch.load(std::memory_order_acquire) == e) t = nullptr;
     if (t != nullptr) {
         if (tls_nosuspend != 0) {
             tls_suspend_pending = 1;
