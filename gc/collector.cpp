@@ -711,8 +711,11 @@ struct CycleTimes {
 
 static void release_cache_cb(GcThread* t, void*) { release_thread_cache(t); }
 static void snapshot_cb(GcThread* t, void*) { snapshot_for_mark(t); }
-static void flush_wbuf_cb(GcThread* t, void*) { flush_wbuf(t); }
-static void count_wbuf_cb(GcThread* t, void* n) { *static_cast<std::uint32_t*>(n) += t->wbn; }
+// n (if not null): adds the entries shaded (gctrace=2's count).
+static void flush_wbuf_cb(GcThread* t, void* n) {
+    if (n != nullptr) *static_cast<std::uint32_t*>(n) += t->wbn;
+    flush_wbuf(t);
+}
 static void end_black_cb(GcThread* t, void*) { t->blacken = 0; }
 
 static std::uint64_t cycle_max_pause = 0;  // collector thread: longest pause of the running cycle
@@ -991,11 +994,10 @@ static void run_cycle(bool forced) {
             if (!stw_mark) stop_the_world();
             std::uint64_t t2s = nanotime();
             c.flush2_entries = 0;
-            for_each_thread(count_wbuf_cb, &c.flush2_entries);
-            for_each_thread(flush_wbuf_cb, nullptr);
+            for_each_thread(flush_wbuf_cb, &c.flush2_entries);
             c.stop2_ns = t2s - t2;
             c.sig2 = stw_mark ? 0 : last_stop_signalled();
-            c.late2 = stw_mark ? "-" : last_stop_late();
+            if (!stw_mark && options().gctrace >= 2) c.late2 = last_stop_late();
             c.flush2_ns = nanotime() - t2s;
             c.attempts = attempts + 1;
             if (work_available()) {

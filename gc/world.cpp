@@ -428,7 +428,7 @@ const char* last_stop_late() {
         if (t->stop_epoch == e && t->ack_epoch.load(std::memory_order_acquire) == e &&
             (late == nullptr || t->stop_ack_ns > late->stop_ack_ns))
             late = t;
-    return late == nullptr || late->stop_how > kStopClaimed ? "-" : kStopHowNames[late->stop_how];
+    return late == nullptr ? "-" : kStopHowNames[late->stop_how];
 }
 
 __thread std::uint32_t tls_world_stopper __attribute__((tls_model("initial-exec"))) = 0;

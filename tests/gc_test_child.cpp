@@ -348,8 +348,7 @@ void FillPastHugePageSwitch() {
 int Collapse() {
     if (!CollapseSupported()) return 0;
     FillPastHugePageSwitch();
-    gc::Root<char>* keep = collapse_keep;
-    auto a = reinterpret_cast<std::uintptr_t>(keep[0].get());
+    auto a = reinterpret_cast<std::uintptr_t>(collapse_keep[0].get());
     unsigned long rss = 0, huge = 0;
     int policy = -1;
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);

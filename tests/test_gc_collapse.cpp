@@ -22,20 +22,22 @@ struct CollapseRun {
     int policy = -1;
     std::string out;
 };
+// Runs `gc_test_child <mode>` (GOGC=off) into ChildResult r, skipping the
+// test where the kernel cannot collapse. (A macro: GTEST_SKIP and ASSERT
+// must return from the test body.)
+#define RUN_COLLAPSE_MODE(mode, r)                                                                         \
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)                                  \
+        GTEST_SKIP() << "no transparent huge pages in this kernel";                                        \
+    ChildResult r = RunChild({GC_TEST_CHILD, mode}, {"GOGC=off"}, {"GOGC", "GOALLOC_GC_HUGEPAGES"});       \
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);                                                 \
+    if (r.out.rfind("collapse unsupported", 0) == 0)                                                       \
+        GTEST_SKIP() << "no MADV_COLLAPSE in this kernel, or huge pages set to never"
 #define RUN_COLLAPSE_CHILD(c)                                                                                   \
-    do {                                                                                                        \
-        if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)                                   \
-            GTEST_SKIP() << "no transparent huge pages in this kernel";                                         \
-        ChildResult r = RunChild({GC_TEST_CHILD, "collapse"}, {"GOGC=off"}, {"GOGC", "GOALLOC_GC_HUGEPAGES"}); \
-        ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);                                                  \
-        if (r.out.rfind("collapse unsupported", 0) == 0)                                                        \
-            GTEST_SKIP() << "no MADV_COLLAPSE in this kernel, or huge pages set to never";                     \
-        (c).out = r.out;                                                                                        \
-        ASSERT_EQ(std::sscanf(r.out.c_str(), "collapse rss %lu huge %lu policy %d", &(c).rss, &(c).huge,        \
-                              &(c).policy),                                                                     \
-                  3)                                                                                            \
-            << r.out;                                                                                           \
-    } while (0)
+    RUN_COLLAPSE_MODE("collapse", r);                                                                           \
+    (c).out = r.out;                                                                                            \
+    ASSERT_EQ(std::sscanf(r.out.c_str(), "collapse rss %lu huge %lu policy %d", &(c).rss, &(c).huge, &(c).policy), \
+              3)                                                                                                \
+        << r.out
 
 // Once the heap has switched to huge pages (past 256 MiB by default), what
 // it mapped before is collapsed into huge pages too, by a thread of the
@@ -72,12 +74,7 @@ TEST(GcCollapse, CollapseThreadRunsAtIdlePriority) {
 // in progress, marks of 10 ms or more; none of their terminations may begin
 // during a huge page's collapse (without the wait: most of them did).
 TEST(GcCollapse, MarkTerminationNeverOverlapsACollapse) {
-    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
-        GTEST_SKIP() << "no transparent huge pages in this kernel";
-    ChildResult r = RunChild({GC_TEST_CHILD, "collapsemark"}, {"GOGC=off"}, {"GOGC", "GOALLOC_GC_HUGEPAGES"});
-    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
-    if (r.out.rfind("collapse unsupported", 0) == 0)
-        GTEST_SKIP() << "no MADV_COLLAPSE in this kernel, or huge pages set to never";
+    RUN_COLLAPSE_MODE("collapsemark", r);
     int cycles = -1;
     unsigned long long overlapped = 0;
     ASSERT_EQ(std::sscanf(r.out.c_str(), "collapsemark cycles %d in_collapse %llu", &cycles, &overlapped), 2) << r.out;
