@@ -54,6 +54,7 @@ void MSpan::init(std::uintptr_t b, std::uint32_t np, int sc, SpanKind k, std::si
     next = prev = nullptr;
     heapBits = nullptr;
     gcflags = 0;
+    scan_dense.store(0, std::memory_order_relaxed);
     uniform.store(nullptr, std::memory_order_relaxed);
     specials.store(0, std::memory_order_relaxed);
     checkmarkBits = nullptr;

@@ -104,6 +104,12 @@ struct alignas(64) MSpan {
     // without synchronisation (gc/mark.cpp's shade says why that is enough).
     // In the first cache line: shade reads it for every object.
     std::uint8_t gcflags = 0;
+    // gc, uniform scan spans: how many Ptr<> fields the uniform type has when
+    // they are its first words and nothing pointer-like follows (its mask is
+    // 0...01...1), else 0. Written by the allocating thread before it
+    // publishes uniform (release); markers read it after uniform (acquire).
+    // In the first cache line, beside what the marker reads for each object.
+    std::atomic<std::uint8_t> scan_dense{0};
 
     // --- holder ---
     std::atomic<std::uint64_t>* gcmarkBits = nullptr;

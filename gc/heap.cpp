@@ -110,6 +110,9 @@ static GA_NOINLINE void type_switch(MSpan* s, std::uintptr_t p, const TypeInfo* 
     const void* u = s->uniform.load(std::memory_order_relaxed);
     std::size_t es = s->elemsize;
     if (u == kUniformUnset && ti->kind == detail::kLayoutPrecise && count == 1 && es <= 512) {
+        std::uint64_t m = ti->mask[0];  // es <= 512: one mask word
+        s->scan_dense.store(m != 0 && (m & (m + 1)) == 0 ? static_cast<std::uint8_t>(popcount64(m)) : 0,
+                            std::memory_order_relaxed);
         s->uniform.store(ti, std::memory_order_release);
         return;
     }
@@ -279,6 +282,7 @@ static MSpan* cache_span(int spc) {
     }
     s->spanclass = static_cast<std::uint8_t>(spc);
     if (inband) {
+        s->scan_dense.store(0, std::memory_order_relaxed);
         s->uniform.store(kUniformUnset, std::memory_order_relaxed);
         s->heapBits = reinterpret_cast<std::atomic<std::uint64_t>*>(s->base + npages * kPageSize - reserve);
         if (s->needzero) std::memset(reinterpret_cast<void*>(s->base + npages * kPageSize - reserve), 0, reserve);

@@ -31,13 +31,23 @@ namespace goalloc::gc {
 static constexpr std::size_t kWorkBufBytes = 4096;
 static constexpr std::size_t kObletBytes = 128 << 10;
 
+// A grey object and its span: the marker that shaded it had the span in
+// hand, so the one that scans it need not look it up again (the arena
+// index, the span table and the record's address, ~10 instructions an
+// object of ~120). The span stays valid while the entry is queued: a span
+// with a marked object is not swept, and so not freed, until the mark is
+// over, and every buffer is empty by then.
+struct WorkEntry {
+    std::uintptr_t obj;  // an object start, or a large object's piece (scan_large)
+    MSpan* span;
+};
 struct WorkBuf {
     WorkBuf* next;
     std::uint32_t n;
     std::uint32_t pad;
-    std::uintptr_t obj[(kWorkBufBytes - 16) / 8];
+    WorkEntry obj[(kWorkBufBytes - 16) / sizeof(WorkEntry)];
 };
-static constexpr std::uint32_t kWorkBufCap = (kWorkBufBytes - 16) / 8;
+static constexpr std::uint32_t kWorkBufCap = (kWorkBufBytes - 16) / sizeof(WorkEntry);
 
 // The global work lists, on a cache line of their own: every buffer a
 // marker hands over or takes writes them, and they shared a line with
@@ -120,9 +130,9 @@ void mark_warm() {
 // both compares send the first put or get to the slow path.
 struct Gcw {
     WorkBuf* b = nullptr;
-    std::uintptr_t* top = nullptr;
-    std::uintptr_t* bot = nullptr;  // b->obj
-    std::uintptr_t* lim = nullptr;  // b->obj + kWorkBufCap
+    WorkEntry* top = nullptr;
+    WorkEntry* bot = nullptr;  // b->obj
+    WorkEntry* lim = nullptr;  // b->obj + kWorkBufCap
     std::int64_t bytes_marked = 0;
     std::int64_t scan_work = 0;
     bool check = false;  // checkmark pass: use checkmarkBits, verify gcmarkBits
@@ -138,9 +148,9 @@ struct Gcw {
         top = nb != nullptr ? nb->obj + nb->n : nullptr;
         lim = nb != nullptr ? nb->obj + kWorkBufCap : nullptr;
     }
-    void put(std::uintptr_t obj) {
+    void put(std::uintptr_t obj, MSpan* s) {
         if (GA_UNLIKELY(top == lim)) put_slow();
-        *top++ = obj;
+        *top++ = {obj, s};
     }
     GA_NOINLINE void put_slow() {
         if (b != nullptr) {
@@ -149,13 +159,14 @@ struct Gcw {
         }
         set(getempty());
     }
-    std::uintptr_t tryget() {
+    // An entry, or {0, nullptr} if there is no work.
+    WorkEntry tryget() {
         if (GA_LIKELY(top != bot)) return *--top;
         return tryget_slow();
     }
-    GA_NOINLINE std::uintptr_t tryget_slow() {
+    GA_NOINLINE WorkEntry tryget_slow() {
         WorkBuf* f = trygetfull();
-        if (f == nullptr) return 0;
+        if (f == nullptr) return {0, nullptr};
         if (b != nullptr) putempty(b);
         set(f);
         return *--top;
@@ -220,7 +231,7 @@ static GA_INLINE bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
         if (s->checkmarkBits[idx >> 6] & bit) return false;
         s->checkmarkBits[idx >> 6] |= bit;
         if (!(s->gcmarkBits[idx >> 6].load(std::memory_order_relaxed) & bit)) checkmark_fail(obj, s, w.src, w.src_addr);
-        if (s->heapBits != nullptr) w.put(obj);
+        if (s->heapBits != nullptr) w.put(obj, s);
         return true;
     }
     std::atomic<std::uint64_t>& mw = __atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED)[idx >> 6];
@@ -242,7 +253,7 @@ static GA_INLINE bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
     // pacer's figure, off by an object on a race of a few instructions).
     mw.fetch_or(bit, std::memory_order_relaxed);
     w.bytes_marked += static_cast<std::int64_t>(s->elemsize);
-    if (!(s->spanclass & 1)) w.put(obj);  // a scan span (noscan: class | 1, no heap bits)
+    if (!(s->spanclass & 1)) w.put(obj, s);  // a scan span (noscan: class | 1, no heap bits)
     return true;
 }
 
@@ -347,26 +358,39 @@ static void scan_range_batched(Gcw& w, std::atomic<std::uint64_t>* hb, std::uint
 // A small object of a uniform span: its type's mask (heap.cpp). The words of
 // a precise type are Ptr<> fields: shade<true>. (Inline: most objects a
 // marker scans take this path, and it is a few instructions a pointer.)
-static GA_INLINE void scan_uniform(Gcw& w, MSpan* s, const TypeInfo* u, std::uintptr_t from, std::uintptr_t to) {
+// kMaybeCheck false: the caller knows this is not the checkmark pass. The
+// scan work is the caller's to count (to - from).
+template <bool kMaybeCheck = true>
+static GA_INLINE void scan_uniform_fields(Gcw& w, MSpan* s, const TypeInfo* u, std::uintptr_t from) {
     std::uint64_t bits = u->mask[0];
-    if (GA_LIKELY(u->kind == detail::kLayoutPrecise && !w.check)) {
+    if (GA_LIKELY(u->kind == detail::kLayoutPrecise && !(kMaybeCheck && w.check))) {
         // A Ptr<> field holds null or a collected object's address: a null
         // test, not the arena range (two loads and a compare); anything else
         // a program stored there fails find_object_at's checks as before.
         const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(from);
-        auto visit = [&](const std::uintptr_t* p) {
-            std::uintptr_t v = load_program_word(p);
+        for (; bits != 0; bits &= bits - 1) {
+            std::uintptr_t v = load_program_word(f + __builtin_ctzll(bits));
             if (v != 0) shade<true, false>(w, v, s);
-        };
-        if ((bits & (bits + 1)) == 0) {
-            // Pointers first and only (a node, a pair, a list cell): word by word.
-            for (; bits != 0; bits >>= 1, f++) visit(f);
-        } else {
-            for (; bits != 0; bits &= bits - 1) visit(f + __builtin_ctzll(bits));
         }
     } else {
         for (; bits != 0; bits &= bits - 1) scan_word(w, reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
     }
+}
+
+// An object of a uniform span whose type puts its n Ptr<> fields first and
+// nothing pointer-like after them (MSpan::scan_dense: a tree node, a pair, a
+// list cell, gc_latency's 64-byte object): n words, one after the other, with
+// no mask to walk.
+static GA_INLINE void scan_dense_fields(Gcw& w, MSpan* s, std::uintptr_t from, unsigned n) {
+    const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(from);
+    do {
+        std::uintptr_t v = load_program_word(f++);
+        if (v != 0) shade<true, false>(w, v, s);
+    } while (--n != 0);
+}
+
+static GA_INLINE void scan_uniform(Gcw& w, MSpan* s, const TypeInfo* u, std::uintptr_t from, std::uintptr_t to) {
+    scan_uniform_fields(w, s, u, from);
     w.scan_work += static_cast<std::int64_t>(to - from);
 }
 
@@ -407,29 +431,46 @@ static constexpr std::size_t kScanPiece = 4096;
 
 // A large object's queued entry: its start, an oblet, or where the scan of
 // an oblet goes on.
-static GA_NOINLINE void scan_large(Gcw& w, std::uintptr_t b, MSpan* s) {
+// Returns the scan work done (the piece scanned).
+static GA_NOINLINE std::int64_t scan_large(Gcw& w, std::uintptr_t b, MSpan* s) {
     std::uintptr_t end = s->base + s->elemsize;
     if (s->elemsize > kObletBytes) {
         if (b == s->base)
-            for (std::uintptr_t o = b + kObletBytes; o < end; o += kObletBytes) w.put(o);
+            for (std::uintptr_t o = b + kObletBytes; o < end; o += kObletBytes) w.put(o, s);
         std::uintptr_t oblet_end = s->base + ((b - s->base) / kObletBytes + 1) * kObletBytes;
         if (oblet_end < end) end = oblet_end;
     }
     std::uintptr_t q = end - b > kScanPiece ? b + kScanPiece : end;
     if (w.check) q = end;  // checkmark: the world is stopped
-    if (q < end) w.put(q);
+    if (q < end) w.put(q, s);
+    std::int64_t before = w.scan_work;
     scan_range_bits(w, s, b, q);
+    std::int64_t done = w.scan_work - before;
+    w.scan_work = before;
+    return done;
 }
 
 // Scan one queued entry of span s: an object start, or a large object's
-// entry (scan_large).
-static GA_INLINE void scanobject(Gcw& w, std::uintptr_t b, MSpan* s) {
+// entry (scan_large). Returns the scan work done, for the caller to count
+// (drain keeps it in a register, not in w.scan_work).
+template <bool kCheck>
+static GA_INLINE std::int64_t scanobject(Gcw& w, std::uintptr_t b, MSpan* s) {
     if (s->sizeclass != 0) {
-        if (const TypeInfo* u = uniform_type(s)) scan_uniform(w, s, u, b, b + s->elemsize);
-        else scan_range_bits(w, s, b, b + s->elemsize);
-        return;
+        std::int64_t es = static_cast<std::int64_t>(s->elemsize);
+        if (const TypeInfo* u = uniform_type(s)) {
+            // scan_dense is read after uniform (acquire), which the
+            // allocating thread published after it (heap.cpp, type_switch).
+            unsigned n = kCheck ? 0 : s->scan_dense.load(std::memory_order_relaxed);
+            if (GA_LIKELY(n != 0)) scan_dense_fields(w, s, b, n);
+            else scan_uniform_fields<kCheck>(w, s, u, b);
+        } else {
+            std::int64_t before = w.scan_work;
+            scan_range_bits(w, s, b, b + es);
+            w.scan_work = before;
+        }
+        return es;
     }
-    scan_large(w, b, s);
+    return scan_large(w, b, s);
 }
 
 bool greyobject(std::uintptr_t p) {
@@ -552,14 +593,6 @@ void scan_stacks() {
 // kPrefetch misses are in flight at once.
 static constexpr unsigned kPrefetch = 8;
 
-// The span table entry of a queued object (which is in a heap arena: it was
-// shaded, or is a piece of a large object).
-static inline std::atomic<MSpan*>* span_entry(std::uintptr_t p) {
-    HeapArena* a = arena_of(p);
-    GA_ASSERT(a != nullptr);
-    return &a->spans[(p >> kPageShift) & (kPagesPerArena - 1)];
-}
-
 // How much progress between two polls of the things a drain must notice
 // but need not check at every object: a stop waiting for this thread, an
 // assist waiting for work (balance), credit to hand over. Progress is scan
@@ -577,22 +610,17 @@ static constexpr std::int64_t kDrainPoll = 1024;
 // and assisted.
 static constexpr std::int64_t kCreditSlack = 16 << 10;
 
-std::int64_t drain(std::int64_t budget, bool bg_credit) {
+// kCheck: the checkmark pass (world stopped; checking).
+template <bool kCheck>
+static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
     Gcw w;
-    w.check = checking;
+    w.check = kCheck;
     std::int64_t done = 0, credited = 0, ticks = 0;  // done: scan work; ticks: progress (kDrainPoll)
     // One compare an object: `next` is where ticks reach the next poll or
     // could reach the budget (ticks grow at least as fast as done).
     std::int64_t next = 0;
-    // The FIFO keeps each object's span table entry beside it, looked up
-    // once when it enters: the record is loaded from it to be prefetched
-    // halfway through and again to scan (one arena lookup an object, not
-    // three).
-    struct Slot {
-        std::uintptr_t obj;
-        std::atomic<MSpan*>* ent;
-    };
-    Slot ring[kPrefetch];
+    // The FIFO holds work entries (object and span) as the buffer gave them.
+    WorkEntry ring[kPrefetch];
     unsigned head = 0, n = 0;
     for (;;) {
         if (ticks >= next) {
@@ -613,23 +641,25 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
                 credited = done;
             }
         }
-        std::uintptr_t b = w.tryget();
-        Slot x;
-        if (b != 0) {
+        WorkEntry e = w.tryget();
+        WorkEntry x;
+        if (e.obj != 0) {
             // Non-temporal: the object's line is read once, a few objects
             // from now, and should not push span records and bitmap words
             // (which the next objects reuse) out of the outer caches.
             // gc_mark lists of 0.5-1 GiB: 4-9% less time an object; tree,
             // binary_trees and gc_latency unchanged (bench/results/ab.md).
-            __builtin_prefetch(reinterpret_cast<const void*>(b), 0, 0);
-            std::atomic<MSpan*>* e = span_entry(b);
-            __builtin_prefetch(e);
+            // The span record's first line (size class, uniform type,
+            // bounds, gcmarkBits: what scanobject and the shading of the
+            // object's children read first) is wanted as soon.
+            __builtin_prefetch(reinterpret_cast<const void*>(e.obj), 0, 0);
+            __builtin_prefetch(e.span);
             if (n < kPrefetch) {
-                ring[(head + n++) % kPrefetch] = {b, e};
+                ring[(head + n++) % kPrefetch] = e;
                 continue;
             }
             x = ring[head];
-            ring[head] = {b, e};
+            ring[head] = e;
             head = (head + 1) % kPrefetch;
         } else {
             if (n == 0) break;
@@ -637,35 +667,29 @@ std::int64_t drain(std::int64_t budget, bool bg_credit) {
             head = (head + 1) % kPrefetch;
             n--;
         }
-        // Halfway through the FIFO: the span record of the object due
-        // kPrefetch/2 scans from now (its span table entry was prefetched
-        // when it entered): scanobject reads its first line (size class,
-        // uniform type, bounds, gcmarkBits) and, for mixed spans, its second
-        // (heapBits) before the object.
-        if (n > kPrefetch / 2) {
-            MSpan* ps = ring[(head + kPrefetch / 2 - 1) % kPrefetch].ent->load(std::memory_order_relaxed);
-            __builtin_prefetch(ps);
-            __builtin_prefetch(reinterpret_cast<const char*>(ps) + 64);
-        }
         // Work done, and the credit it earns, is scan work only (Go's
         // heapScanWork): the unit the pacer's assist ratio is in. (It was
         // scan work + 16 bytes an object: twice the scan work of a 16-byte
         // object, so assists and background credit paid twice over for
         // small objects and the pacer's bound on allocation while marking
         // was half as tight as computed.)
-        std::int64_t before = w.scan_work;
-        scanobject(w, x.obj, x.ent->load(std::memory_order_relaxed));
-        done += w.scan_work - before;
-        ticks += w.scan_work - before + 16;
+        std::int64_t sw = scanobject<kCheck>(w, x.obj, x.span);
+        done += sw;
+        ticks += sw + 16;
     }
     // Objects still in the FIFO are grey: back to the work buffer.
-    for (; n != 0; n--, head = (head + 1) % kPrefetch) w.put(ring[head].obj);
+    for (; n != 0; n--, head = (head + 1) % kPrefetch) w.put(ring[head].obj, ring[head].span);
+    w.scan_work += done;
     w.flush();
     if (bg_credit && done != credited) {
         gcs.bg_credit.fetch_add(done - credited, std::memory_order_seq_cst);
         if (GA_UNLIKELY(gcs.assist_parked.load(std::memory_order_seq_cst) != 0)) wake_parked_assists();
     }
     return done;
+}
+
+std::int64_t drain(std::int64_t budget, bool bg_credit) {
+    return GA_UNLIKELY(checking) ? drain_impl<true>(budget, bg_credit) : drain_impl<false>(budget, bg_credit);
 }
 
 void flush_wbuf(GcThread* t) {

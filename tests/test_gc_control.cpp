@@ -186,14 +186,20 @@ TEST(GcControl, PacerKeepsHeapNearGoal) {
     namespace gi = goalloc::gc;
     for (std::size_t done = 0; done < total; done += 64 * KiB) {
         AllocateGarbage(64 * KiB, 128);
+        // Cycles completed before marking is looked at: a sample is judged
+        // only if no cycle ended between this read and the stats (a thread
+        // descheduled on a busy machine can miss a whole short mark, and
+        // would otherwise judge the heap just after it, unswept garbage
+        // included, against the next cycle's goal).
+        std::uint32_t cycles_before = gi::gcs.cycles.load();
         bool marking = __atomic_load_n(&gc::detail::write_barrier_enabled, __ATOMIC_RELAXED) != 0;
         if ((marking && !marking_before) || done % (2 * MiB) == 0) {
-            std::uint32_t cycles_before = gi::gcs.cycles.load();
             gc::MemStats s = ReadStats();
             bool marking_after = __atomic_load_n(&gc::detail::write_barrier_enabled, __ATOMIC_RELAXED) != 0;
             // The first time marking is seen on in a cycle (the barrier may
             // go off and on again within one, e.g. a retried termination).
-            if (marking && !marking_before && s.NumGC + 1 != last_start) {
+            if (marking && !marking_before && marking_after && s.NumGC == cycles_before &&
+                s.NumGC + 1 != last_start) {
                 last_start = s.NumGC + 1;
                 starts++;
                 if (s.HeapAlloc > s.NextGC + s.NextGC / 20) {
