@@ -210,6 +210,31 @@ struct Gcw {
 
 static bool checking = false;  // world stopped during checkmark
 
+// Set object idx's mark bit; false if it was marked already (or allocated
+// black in this mark).
+static GA_INLINE bool set_mark(MSpan* s, std::uint32_t idx) {
+    std::uint64_t bit = std::uint64_t{1} << (idx & 63);
+    std::atomic<std::uint64_t>& mw = __atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED)[idx >> 6];
+    std::uint64_t cur = mw.load(std::memory_order_relaxed);
+    if (cur & bit) return false;
+    // Allocated black, mark bit still to come (heap.cpp, blacken_new). Only a
+    // span with a black-allocation snapshot has such slots; a stale read of
+    // the flag (snapshot just taken) only makes this marker mark and scan a
+    // new object, whose fields hold nothing the snapshot does not cover.
+    if ((__atomic_load_n(&s->gcflags, __ATOMIC_RELAXED) & kSpanBlackCache) &&
+        (s->remoteBits[idx >> 6].load(std::memory_order_relaxed) & bit))
+        return false;
+    // A locked OR whose result is not used, not a test-and-set: fetch_or
+    // with its old bit tested compiles to `lock bts` with a register bit
+    // offset, the bit-string form, which is microcoded and cost ~12% of
+    // binary_trees' time (bench/results/ab.md). Two markers that both read
+    // the bit clear (cur) both queue the object: it is scanned twice
+    // (shading is idempotent) and counted twice in bytes_marked (the
+    // pacer's figure, off by an object on a race of a few instructions).
+    mw.fetch_or(bit, std::memory_order_relaxed);
+    return true;
+}
+
 // Shade p: mark the object it points into and queue it for scanning if it
 // has pointers. kPrecise: p comes from a Ptr<> field (find_object_at). On a
 // large heap every step here is a likely cache miss, so it touches as few
@@ -234,27 +259,27 @@ static GA_INLINE bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
         if (s->heapBits != nullptr) w.put(obj, s);
         return true;
     }
-    std::atomic<std::uint64_t>& mw = __atomic_load_n(&s->gcmarkBits, __ATOMIC_RELAXED)[idx >> 6];
-    std::uint64_t cur = mw.load(std::memory_order_relaxed);
-    if (cur & bit) return false;
-    // Allocated black, mark bit still to come (heap.cpp, blacken_new). Only a
-    // span with a black-allocation snapshot has such slots; a stale read of
-    // the flag (snapshot just taken) only makes this marker mark and scan a
-    // new object, whose fields hold nothing the snapshot does not cover.
-    if ((__atomic_load_n(&s->gcflags, __ATOMIC_RELAXED) & kSpanBlackCache) &&
-        (s->remoteBits[idx >> 6].load(std::memory_order_relaxed) & bit))
-        return false;
-    // A locked OR whose result is not used, not a test-and-set: fetch_or
-    // with its old bit tested compiles to `lock bts` with a register bit
-    // offset, the bit-string form, which is microcoded and cost ~12% of
-    // binary_trees' time (bench/results/ab.md). Two markers that both read
-    // the bit clear (cur) both queue the object: it is scanned twice
-    // (shading is idempotent) and counted twice in bytes_marked (the
-    // pacer's figure, off by an object on a race of a few instructions).
-    mw.fetch_or(bit, std::memory_order_relaxed);
+    if (!set_mark(s, idx)) return false;
     w.bytes_marked += static_cast<std::int64_t>(s->elemsize);
     if (!(s->spanclass & 1)) w.put(obj, s);  // a scan span (noscan: class | 1, no heap bits)
     return true;
+}
+
+// A Ptr<> field's value v (not null) in an object of span `from`, which is
+// being scanned: shade<true, false>, with the common case apart — v in the
+// same span (a tree's nodes sit beside their children). That span is a
+// collected scan span in use (it holds the object being scanned), so none
+// of the record's checks, nor its span class, need reading.
+static GA_INLINE void shade_field(Gcw& w, std::uintptr_t v, MSpan* from) {
+    if (GA_UNLIKELY(v - from->base >= from->limit - from->base)) {
+        shade<true, false>(w, v);
+        return;
+    }
+    std::uint32_t idx = from->index_of(v);
+    if (GOALLOC_DEBUG_LEVEL >= 1 && !from->is_allocated(idx)) return;
+    if (!set_mark(from, idx)) return;
+    w.bytes_marked += static_cast<std::int64_t>(from->elemsize);
+    w.put(from->object_base(idx), from);
 }
 
 static inline bool maybe_heap(std::uintptr_t v) { return in_arena_range(v); }
@@ -370,7 +395,7 @@ static GA_INLINE void scan_uniform_fields(Gcw& w, MSpan* s, const TypeInfo* u, s
         const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(from);
         for (; bits != 0; bits &= bits - 1) {
             std::uintptr_t v = load_program_word(f + __builtin_ctzll(bits));
-            if (v != 0) shade<true, false>(w, v, s);
+            if (v != 0) shade_field(w, v, s);
         }
     } else {
         for (; bits != 0; bits &= bits - 1) scan_word(w, reinterpret_cast<std::uintptr_t*>(from) + __builtin_ctzll(bits));
@@ -385,7 +410,7 @@ static GA_INLINE void scan_dense_fields(Gcw& w, MSpan* s, std::uintptr_t from, u
     const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(from);
     do {
         std::uintptr_t v = load_program_word(f++);
-        if (v != 0) shade<true, false>(w, v, s);
+        if (v != 0) shade_field(w, v, s);
     } while (--n != 0);
 }
 
