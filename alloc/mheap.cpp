@@ -117,37 +117,46 @@ void MHeap::enable_hugepages_locked() {
 }
 
 bool MHeap::take_collapse_request() {
-    return collapse_wanted.load(std::memory_order_relaxed) &&
-           collapse_wanted.exchange(false, std::memory_order_acquire);
+    if (!collapse_wanted.load(std::memory_order_relaxed) || collapse_wanted.exchange(false, std::memory_order_acquire) == false)
+        return false;
+    collapse_arena = 0;
+    collapse_off = 0;
+    collapse_running.store(true, std::memory_order_relaxed);
+    return true;
 }
 
-void MHeap::collapse_early_arenas(void (*before_page)()) {
-    constexpr std::size_t kMax = 64;
-    std::uintptr_t base[kMax];
-    std::size_t bytes[kMax];
-    std::size_t n = 0;
-    {
-        LockGuard g(lock);
-        for (; n < collapse_narenas && n < kMax; n++) {
-            HeapArena* a = pages.arena(n);
-            base[n] = a->base;
-            bytes[n] = std::size_t{a->mappedPages} * kPageSize;
-        }
-    }
-    // Arenas and their mappings are never unmapped, so the ranges stay valid.
+bool MHeap::collapse_step() {
+    if (!collapse_running.load(std::memory_order_relaxed)) return false;
     constexpr std::size_t kHugePage = std::size_t{2} << 20;
-    collapse_running.store(true, std::memory_order_relaxed);
-    bool ok = true;
-    for (std::size_t i = 0; i < n && ok; i++) {
-        // Arenas are kHugePage-aligned, so their huge pages are whole.
-        for (std::size_t off = 0; off + kHugePage <= bytes[i] && ok; off += kHugePage) {
-            if (before_page != nullptr) before_page();
-            collapse_in_page.store(true, std::memory_order_relaxed);
-            ok = sys::collapse(reinterpret_cast<void*>(base[i] + off), kHugePage);
-            collapse_in_page.store(false, std::memory_order_relaxed);
+    std::uintptr_t base = 0;
+    std::size_t bytes = 0;
+    for (;;) {
+        {
+            LockGuard g(lock);
+            if (collapse_arena < collapse_narenas) {
+                HeapArena* a = pages.arena(collapse_arena);
+                base = a->base;
+                bytes = std::size_t{a->mappedPages} * kPageSize;
+            }
         }
+        if (base == 0) {
+            collapse_running.store(false, std::memory_order_relaxed);
+            return false;
+        }
+        // Arenas are kHugePage-aligned, so their huge pages are whole.
+        if (collapse_off + kHugePage <= bytes) break;
+        collapse_arena++;
+        collapse_off = 0;
+        base = 0;
     }
-    collapse_running.store(false, std::memory_order_relaxed);
+    // Arenas and their mappings are never unmapped, so the range stays valid
+    // outside the lock.
+    collapse_in_page.store(true, std::memory_order_relaxed);
+    bool ok = sys::collapse(reinterpret_cast<void*>(base + collapse_off), kHugePage);
+    collapse_in_page.store(false, std::memory_order_relaxed);
+    collapse_off += kHugePage;
+    if (!ok) collapse_running.store(false, std::memory_order_relaxed);  // the rest is khugepaged's
+    return ok;
 }
 
 void* MHeap::meta_chunk(std::size_t n) {

@@ -114,18 +114,16 @@ struct MHeap {
     // pace, 16 MiB every 10 s by default): on a heap of 1 GiB, a quarter of
     // it, which a marker then reads with a TLB miss per access (gc_mark lists
     // of 1 GiB: 15% slower than on huge pages from the start). After the
-    // switch take_collapse_request() is true once, and the caller has a
-    // thread that may block for a while (~1 s a GiB here, bench/results/random_access.md) run
-    // collapse_early_arenas(), which collapses those arenas into huge pages
-    // (sys::collapse, a huge page at a time, outside the lock), calling
-    // before_page (if not null) before each: the collector's waits while a
-    // mark runs (gc/collector.cpp, collapse_thread).
+    // switch take_collapse_request() is true once; from then on each
+    // collapse_step() collapses the next huge page of those arenas
+    // (sys::collapse, outside the lock; 0.7-3.9 ms a page here, ~1 s a GiB,
+    // bench/results/random_access.md) and says whether any is left. One
+    // thread takes the request and makes the steps: the collector thread,
+    // between cycles (gc/collector.cpp, collector_thread), so that no mark
+    // runs while a page is collapsed.
     bool take_collapse_request();
-    void collapse_early_arenas(void (*before_page)());
-    // While collapse_early_arenas runs: a read of memory being collapsed
-    // waits for its huge page to be done (0.7-3.9 ms each), so the collector
-    // keeps marking off allocating threads meanwhile (gc/collector.cpp,
-    // fractional_mark).
+    bool collapse_step();
+    // From the request until the last step.
     bool collapsing() const { return collapse_running.load(std::memory_order_relaxed); }
     // While a huge page of it is being collapsed (sys::collapse in progress).
     bool collapsing_page() const { return collapse_in_page.load(std::memory_order_relaxed); }
@@ -159,8 +157,10 @@ private:
     std::size_t mapped_bytes = 0;           // lock: bytes of arena mapped (Prepared or Ready)
     std::atomic<bool> collapse_wanted{false};  // set under the lock at the switch; taken once
     std::size_t collapse_narenas = 0;       // lock: arenas mapped at the switch
-    std::atomic<bool> collapse_running{false};  // the collapsing thread, while it runs
+    std::atomic<bool> collapse_running{false};  // the collapsing thread: request taken, steps left
     std::atomic<bool> collapse_in_page{false};  // the collapsing thread, around each sys::collapse
+    std::size_t collapse_arena = 0;         // the collapsing thread: next arena (index) and offset
+    std::size_t collapse_off = 0;
     void enable_hugepages_locked();
     void note_grown(std::uintptr_t base, std::size_t bytes);
     bool grow_locked(std::size_t npages);

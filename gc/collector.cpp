@@ -355,12 +355,6 @@ static constexpr std::uint64_t kFracMaxChunkNs = 100000;
 void fractional_mark(GcThread* t) {
     std::uint32_t ppm = gcs.frac_ppm.load(std::memory_order_relaxed);
     if (ppm == 0 || gcs.blacken.load(std::memory_order_acquire) == 0) return;
-    // A drain runs in a nosuspend region, so a stop of the world waits for
-    // whatever stalls it. Reading memory that the collapsing thread is
-    // turning into huge pages stalls for milliseconds (gc_latency: 32 KiB
-    // chunks of 4-8 ms instead of ~20 us while it ran): mark on the worker
-    // only, meanwhile.
-    if (GA_UNLIKELY(mheap.collapsing())) return;
     std::uint64_t start = gcs.mark_start.load(std::memory_order_relaxed);
     frac_account_sync(t, start);
     std::uint64_t now = nanotime();
@@ -1125,47 +1119,9 @@ static void run_cycle(bool forced) {
 
 std::atomic<std::uint64_t> terminations_in_collapse{0};
 
-// Before each huge page of the collapse: wait for the running mark to end.
-// A huge page in collapse keeps its 4 KiB pages, and the address space's
-// lock, for 0.7-3.9 ms: a thread that touches them, faults or maps memory
-// waits, and a mark ends in a stop of the world, which would wait for that
-// thread (a 169 us stop in a gc_latency run; bench/results/NOTES.md). A
-// mark is 10 ms or more on a heap that crossed the huge-page switch, so a
-// page begun just before one starts is done before it ends.
-static void collapse_between_marks() {
-    while (gcs.phase.load(std::memory_order_acquire) != kPhaseOff) usleep(1000);
-}
-
-// The thread that collapses what the heap mapped before it asked for huge
-// pages (MHeap::collapse_early_arenas): started once, by the collector thread,
-// after the switch; not registered (it only calls madvise), so never stopped.
-static void* collapse_thread(void*) {
-    // SCHED_IDLE: the collapse runs on CPU time no other thread of the
-    // system wants. At normal priority it took a CPU from the program: a
-    // mutator signalled by a stop of the world waited behind it in the run
-    // queue (gc_latency, while building its heap across the switch: a stop
-    // of 169 us, and the collector itself kept off a CPU for 3.5 ms after
-    // it; bench/results/NOTES.md, thirteenth pass).
-    sched_param sp{};
-    (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);  // best effort
-    (void)pthread_setname_np(pthread_self(), "ga-collapse");
-    mheap.collapse_early_arenas(collapse_between_marks);
-    return nullptr;
-}
-
-static void start_collapse_thread() {
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    // Best effort: without it, khugepaged collapses them in its own time.
-    (void)pthread_create(&th, &attr, collapse_thread, nullptr);
-    pthread_attr_destroy(&attr);
-}
-
 static void* collector_thread(void*) {
     for (;;) {
-        if (GA_UNLIKELY(mheap.take_collapse_request())) start_collapse_thread();
+        (void)mheap.take_collapse_request();  // (the steps are below)
         std::uint32_t seq = wake_seq.load(std::memory_order_acquire);
         std::uint32_t forced = forced_requests.load(std::memory_order_acquire);
         bool trig = trigger_requested.load(std::memory_order_acquire) != 0 &&
@@ -1187,6 +1143,26 @@ static void* collector_thread(void*) {
         if (sweep_done()) {
             swept_cycles.store(gcs.cycles.load(std::memory_order_acquire), std::memory_order_release);
             futex_wake(&swept_cycles);
+        }
+        // After the huge-page switch: collapse what the heap mapped before
+        // it into huge pages (MHeap::collapse_step), a page at a time,
+        // between cycles, when nothing else waits for this thread. A page in
+        // collapse holds its 4 KiB pages and the address space's lock for
+        // 0.7-3.9 ms: a thread that touches them, faults or maps memory
+        // waits. Here no mark runs meanwhile, so no stop of the world waits
+        // for such a thread; a cycle that falls due waits for the page (the
+        // allocating threads go on to the goal meanwhile). The collapse had
+        // a thread of its own, which waited for marks to end before each
+        // page; at SCHED_IDLE (at normal priority it took the CPU of a
+        // mutator a stop of the world waited for) it got no CPU while the
+        // program's threads and the collector's kept both busy, in the
+        // middle of a page as well, and every termination of a busy run
+        // overlapped a page (GcCollapse.MarkTerminationNeverOverlapsACollapse,
+        // with another program spinning beside it: 22 of 22).
+        if (mheap.collapsing() && sweep_done() && forced_requests.load(std::memory_order_relaxed) == 0 &&
+            trigger_requested.load(std::memory_order_relaxed) == 0) {
+            (void)mheap.collapse_step();
+            continue;
         }
         if (forced_requests.load(std::memory_order_relaxed) == 0 && trigger_requested.load() == 0)
             futex_wait(&wake_seq, seq, 100000000);

@@ -259,8 +259,9 @@ struct GcState {
 };
 extern GcState gcs;
 // Mark terminations that began while a huge page of the collapse was in
-// progress (collector thread writes; tests read). The collapse waits for
-// marks to end (collector.cpp, collapse_between_marks), so none should.
+// progress (collector thread writes; tests read). The collapse runs on the
+// collector thread between cycles (collector.cpp, collector_thread), so none
+// should.
 extern std::atomic<std::uint64_t> terminations_in_collapse;
 
 // ---- heap.cpp ----

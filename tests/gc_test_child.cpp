@@ -27,12 +27,10 @@
 //                            for that allocation, and the spans still unswept
 //   gc_test_child collapse   allocates and writes 300 MiB of large objects
 //                            (run it with GOGC=off), and prints
-//                            "collapse rss R huge H policy P": the first one's
+//                            "collapse rss R huge H": the first one's
 //                            mapping's resident and huge-page KiB, once the
 //                            arenas mapped before the switch to huge pages
-//                            are collapsed (or after 20 s), and P: the
-//                            collapse thread's scheduling policy while it
-//                            ran (-1: not seen running)
+//                            are collapsed (or after 20 s)
 //   gc_test_child collapsemark the same heap, then cycles while the
 //                            collapse runs; prints "collapsemark cycles C
 //                            in_collapse T" (CollapseMark)
@@ -278,43 +276,12 @@ int VmFlags(int large_mb, bool record) {
     return 4;
 }
 
-// The scheduling policy of the collector's collapse thread (named
-// "ga-collapse"), from /proc/self/task/*/stat field 41; -1 if no such thread
-// is running.
-int CollapseThreadPolicy() {
-    DIR* d = opendir("/proc/self/task");
-    if (d == nullptr) return -1;
-    int policy = -1;
-    while (dirent* e = readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        char path[300], buf[1024];
-        std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-        FILE* f = std::fopen(path, "r");
-        if (f == nullptr) continue;
-        std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-        std::fclose(f);
-        buf[n] = 0;
-        const char* close = std::strrchr(buf, ')');  // comm may hold spaces
-        if (std::strstr(buf, "(ga-collapse)") == nullptr || close == nullptr) continue;
-        // Fields from 3 on follow ") "; policy is field 41.
-        const char* q = close + 2;
-        for (int field = 3; field < 41 && q != nullptr; field++) {
-            q = std::strchr(q, ' ');
-            if (q != nullptr) q++;
-        }
-        if (q != nullptr) policy = std::atoi(q);
-    }
-    closedir(d);
-    return policy;
-}
-
 // What the heap mapped before it switched to huge pages is collapsed into
-// huge pages afterwards (MHeap::collapse_early_arenas, on a thread of the
-// collector's): 300 MiB of large objects, each written when allocated (past
+// huge pages afterwards (MHeap::collapse_step, on the collector thread between
+// cycles): 300 MiB of large objects, each written when allocated (past
 // the 256 MiB switch; run with GOGC=off so that all stay mapped). Prints
-// "collapse rss R huge H policy P" (KiB) for the mapping that holds the first one,
-// once H has reached 90% of R or after 20 s, P as CollapseThreadPolicy saw it
-// while waiting; "collapse unsupported"
+// "collapse rss R huge H" (KiB) for the mapping that holds the first one,
+// once H has reached 90% of R or after 20 s; "collapse unsupported"
 // if this kernel has no MADV_COLLAPSE, or huge pages are set to "never".
 // Whether this kernel can collapse (MADV_COLLAPSE, Linux 6.1: it accepts it
 // on a mapping of its own; an unknown advice is EINVAL) and huge pages are
@@ -350,7 +317,6 @@ int Collapse() {
     FillPastHugePageSwitch();
     auto a = reinterpret_cast<std::uintptr_t>(collapse_keep[0].get());
     unsigned long rss = 0, huge = 0;
-    int policy = -1;
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     for (;;) {
         bool found = ForMappingOf(a, [&](const char* line) {
@@ -359,11 +325,10 @@ int Collapse() {
             return true;
         });
         if (!found) return 3;
-        if (policy < 0) policy = CollapseThreadPolicy();
         if (huge * 10 >= rss * 9 || std::chrono::steady_clock::now() > until) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    std::printf("collapse rss %lu huge %lu policy %d\n", rss, huge, policy);
+    std::printf("collapse rss %lu huge %lu\n", rss, huge);
     return 0;
 }
 
