@@ -136,6 +136,13 @@ inline constexpr std::size_t kWbBufEntries = 512;
 
 struct GcThread {
     AllocEntry alloc[kNumSpanClasses];
+    // Bit i: alloc[i] holds a span. Written by the owner (refill, uncache)
+    // or by the collector with the thread stopped or claimed; read by the
+    // same. Emptying the caches (mark termination, with the world stopped)
+    // and the black-allocation snapshot visit only these entries: walking
+    // all 136 read ~100 lines of another thread's cache (6.5 KiB), at times
+    // tens of microseconds of termination's pause on this host.
+    std::uint64_t alloc_used[(kNumSpanClasses + 63) / 64] = {};
     std::uintptr_t tiny = 0;        // current tiny block (16 B, noscan), 0 if none
     std::uintptr_t tinyoffset = 0;
     // Write-barrier buffer: pointers to shade (Go's wbBuf). Entries [0, wbn)

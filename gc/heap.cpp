@@ -338,9 +338,15 @@ static void blacken_new(MSpan* s) {
     if (n != 0) gcs.bytes_marked.fetch_add(static_cast<std::int64_t>(n * s->elemsize), std::memory_order_relaxed);
 }
 
+// f(i) for each span class i whose cache entry of t holds a span.
+template <class F>
+static void for_each_used_entry(GcThread* t, F f) {
+    for (int w = 0; w < (kNumSpanClasses + 63) / 64; w++)
+        for (std::uint64_t m = t->alloc_used[w]; m != 0; m &= m - 1) f(w * 64 + __builtin_ctzll(m));
+}
+
 void snapshot_for_mark(GcThread* t) {
-    for (int i = 0; i < kNumSpanClasses; i++)
-        if (MSpan* s = t->alloc[i].span) snapshot_free(s);
+    for_each_used_entry(t, [t](int i) { snapshot_free(t->alloc[i].span); });
     t->blacken = 1;
 }
 
@@ -356,7 +362,8 @@ static void uncache_entry(GcThread* t, AllocEntry* e) {
         gcs.total_alloc.fetch_sub(b, std::memory_order_relaxed);
         gcs.heap_live.fetch_sub(b, std::memory_order_relaxed);
     }
-    (void)t;
+    int spc = static_cast<int>(e - t->alloc);
+    t->alloc_used[spc >> 6] &= ~(std::uint64_t{1} << (spc & 63));
     e->span = nullptr;
     e->cache = 0;
     e->word = 0;
@@ -366,7 +373,7 @@ static void uncache_entry(GcThread* t, AllocEntry* e) {
 }
 
 void release_thread_cache(GcThread* t) {
-    for (int i = 0; i < kNumSpanClasses; i++) uncache_entry(t, &t->alloc[i]);
+    for_each_used_entry(t, [t](int i) { uncache_entry(t, &t->alloc[i]); });
     t->tiny = 0;
     t->tinyoffset = 0;
     merge_thread_stats(t);
@@ -403,6 +410,7 @@ static std::uint64_t refill(GcThread* t, int spc) {
     if (t->blacken) snapshot_free(s);
     std::uint32_t freeslots = 0;
     e->span = s;
+    t->alloc_used[spc >> 6] |= std::uint64_t{1} << (spc & 63);
     e->elemsize = static_cast<std::uint32_t>(s->elemsize);
     e->needzero = s->needzero;
     std::uint32_t first = ~0u;
