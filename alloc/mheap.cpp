@@ -117,7 +117,7 @@ void MHeap::enable_hugepages_locked() {
 }
 
 bool MHeap::take_collapse_request() {
-    if (!collapse_wanted.load(std::memory_order_relaxed) || collapse_wanted.exchange(false, std::memory_order_acquire) == false)
+    if (!collapse_wanted.load(std::memory_order_relaxed) || !collapse_wanted.exchange(false, std::memory_order_acquire))
         return false;
     collapse_arena = 0;
     collapse_off = 0;
