@@ -308,31 +308,19 @@ std::uintptr_t find_object(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp);
 // pointer, so that their sweep can assert that no free slot is marked.
 // Reads a span record without a lock (as Go's findObject): see tests/tsan.supp.
 template <bool kPrecise>
-GA_INLINE std::uintptr_t find_object_at(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp,
-                                        MSpan* hint = nullptr) {
-    // hint (precise only): the span of the object being scanned, which p
-    // often falls in (a tree's nodes sit beside their children). Then
-    // nothing of the record needs checking: it is a collected span in use
-    // (it holds a grey object), and p below its limit is below its
-    // nelems-th object (binary_trees 19: ~1.5% faster than checking).
-    GA_ASSERT(kPrecise || hint == nullptr);
-    MSpan* s;
-    std::uint32_t idx;
-    if (kPrecise && hint != nullptr && p - hint->base < hint->limit - hint->base) {
-        s = hint;
-        idx = s->index_of(p);
-    } else {
-        s = span_of(p);
-        if (s == nullptr) return 0;
-        // A collected span is published by its first sweepgen store (release),
-        // after its fields and heap bits are set; malloc spans keep sweepgen 0.
-        if (!kPrecise && s->sweepgen.load(std::memory_order_acquire) == 0) return 0;
-        if (s->kind != SpanKind::Collected) return 0;
-        if (s->state.load(std::memory_order_acquire) != SpanState::InUse) return 0;
-        if (p < s->base || p >= s->limit) return 0;
-        idx = s->index_of(p);
-        if (idx >= s->nelems) return 0;
-    }
+GA_INLINE std::uintptr_t find_object_at(std::uintptr_t p, MSpan** sp, std::uint32_t* idxp) {
+    // (A Ptr<> field into the span being scanned skips all of this: mark.cpp,
+    // shade_field.)
+    MSpan* s = span_of(p);
+    if (s == nullptr) return 0;
+    // A collected span is published by its first sweepgen store (release),
+    // after its fields and heap bits are set; malloc spans keep sweepgen 0.
+    if (!kPrecise && s->sweepgen.load(std::memory_order_acquire) == 0) return 0;
+    if (s->kind != SpanKind::Collected) return 0;
+    if (s->state.load(std::memory_order_acquire) != SpanState::InUse) return 0;
+    if (p < s->base || p >= s->limit) return 0;
+    std::uint32_t idx = s->index_of(p);
+    if (idx >= s->nelems) return 0;
     if (!kPrecise || GOALLOC_DEBUG_LEVEL >= 1) {
         std::atomic<std::uint64_t>* ab = __atomic_load_n(&s->allocBits, __ATOMIC_ACQUIRE);
         if (!((ab[idx >> 6].load(std::memory_order_relaxed) >> (idx & 63)) & 1)) return 0;

@@ -242,10 +242,10 @@ static GA_INLINE bool set_mark(MSpan* s, std::uint32_t idx) {
 // gcflags) and, for conservative words, the second (sweepgen).
 // kMaybeCheck false: the caller knows this is not the checkmark pass.
 template <bool kPrecise = false, bool kMaybeCheck = true>
-static GA_INLINE bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
+static GA_INLINE bool shade(Gcw& w, std::uintptr_t p) {
     MSpan* s;
     std::uint32_t idx;
-    std::uintptr_t obj = find_object_at<kPrecise>(p, &s, &idx, hint);
+    std::uintptr_t obj = find_object_at<kPrecise>(p, &s, &idx);
     if (obj == 0) return false;
     std::uint64_t bit = std::uint64_t{1} << (idx & 63);
     if (kMaybeCheck && GA_UNLIKELY(w.check)) {
@@ -268,8 +268,10 @@ static GA_INLINE bool shade(Gcw& w, std::uintptr_t p, MSpan* hint = nullptr) {
 // A Ptr<> field's value v (not null) in an object of span `from`, which is
 // being scanned: shade<true, false>, with the common case apart — v in the
 // same span (a tree's nodes sit beside their children). That span is a
-// collected scan span in use (it holds the object being scanned), so none
-// of the record's checks, nor its span class, need reading.
+// collected scan span in use (it holds the object being scanned), and v
+// below its limit is below its nelems-th object, so none of the record's
+// checks, nor its span class, need reading (binary_trees 19: ~1.5% faster
+// than checking, when the hint went through find_object_at).
 static GA_INLINE void shade_field(Gcw& w, std::uintptr_t v, MSpan* from) {
     if (GA_UNLIKELY(v - from->base >= from->limit - from->base)) {
         shade<true, false>(w, v);
@@ -319,7 +321,7 @@ static GA_INLINE void for_each_heap_bit(std::atomic<std::uint64_t>* hb, std::siz
 // words; then shade. Each step's misses overlap across the batch instead of
 // following one another. (Small objects keep the direct path: their few
 // words would not fill a batch, and a tree's nodes mostly sit in the span at
-// hand — shade<true>'s hint.)
+// hand — shade_field.)
 static constexpr unsigned kShadeBatch = 64;
 
 // The prefetch steps read span records without the checks find_object_at
