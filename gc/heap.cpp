@@ -374,6 +374,10 @@ static void uncache_entry(GcThread* t, AllocEntry* e) {
 
 void release_thread_cache(GcThread* t) {
     for_each_used_entry(t, [t](int i) { uncache_entry(t, &t->alloc[i]); });
+#if GOALLOC_DEBUG_LEVEL >= 2
+    // alloc_used named every entry that held a span: all are empty now.
+    for (int i = 0; i < kNumSpanClasses; i++) GA_ASSERT(t->alloc[i].span == nullptr && t->alloc[i].cache == 0);
+#endif
     t->tiny = 0;
     t->tinyoffset = 0;
     merge_thread_stats(t);
