@@ -406,7 +406,11 @@ TEST(GcDiag, ARefillPastTheGoalStillAllocates) {
         unsigned cycles = 0;
         ASSERT_EQ(std::sscanf(r.out.c_str(), "refillpast allocated %d cycles %u", &n, &cycles), 2) << r.out;
         EXPECT_EQ(n, 300) << mode;
-        EXPECT_GE(cycles, 25u) << mode << ": the refills did not pass the goal (the scenario was not exercised)";
+        // Stop-the-world: a cycle a refill (300 here). Concurrent: refills
+        // during a mark share it (46 on a quiet machine; 10 once beside
+        // other tests, the marks longer); without a refill past the goal,
+        // none or one.
+        EXPECT_GE(cycles, 5u) << mode << ": the refills did not pass the goal (the scenario was not exercised)";
     }
 }
 
