@@ -157,9 +157,12 @@ private:
     std::size_t mapped_bytes = 0;           // lock: bytes of arena mapped (Prepared or Ready)
     std::atomic<bool> collapse_wanted{false};  // set under the lock at the switch; taken once
     std::size_t collapse_narenas = 0;       // lock: arenas mapped at the switch
-    std::atomic<bool> collapse_running{false};  // the collapsing thread: request taken, steps left
-    std::atomic<bool> collapse_in_page{false};  // the collapsing thread, around each sys::collapse
-    std::size_t collapse_arena = 0;         // the collapsing thread: next arena (index) and offset
+    // Written by the collapsing thread (the one that took the request:
+    // the collector's); read by anyone.
+    std::atomic<bool> collapse_running{false};  // request taken, steps left
+    std::atomic<bool> collapse_in_page{false};  // around each sys::collapse
+    // The collapsing thread only: the next arena (index) and offset.
+    std::size_t collapse_arena = 0;
     std::size_t collapse_off = 0;
     void enable_hugepages_locked();
     void note_grown(std::uintptr_t base, std::size_t bytes);
