@@ -150,9 +150,15 @@ static void compute_goal() {
     }
     std::uint64_t trigger = UINT64_MAX;
     if (goal != UINT64_MAX) {
+        // Go's runway: the scan work the last cycle did (its heap, stacks and
+        // root ranges, as Go's lastHeapScan + lastStackScan + globalsScan:
+        // gcs.scan_work counts all three), not the bytes it marked, which
+        // count noscan objects and those allocated black, which nobody
+        // scans. (Before a cycle has scanned: the marked heap and roots.)
+        std::uint64_t scan = gcs.last_scan.load(std::memory_order_relaxed);
+        if (scan == 0) scan = marked + last_stack_bytes + last_globals_bytes;
         std::uint64_t runway = static_cast<std::uint64_t>(
-            cons_mark * (1 - kGoalUtilization) / kGoalUtilization *
-            static_cast<double>(marked + last_stack_bytes + last_globals_bytes));
+            cons_mark * (1 - kGoalUtilization) / kGoalUtilization * static_cast<double>(scan));
         std::uint64_t span = goal > marked ? goal - marked : 0;
         std::uint64_t lo = marked + span * 7 / 10, hi = marked + span * 95 / 100;
         trigger = goal > runway ? goal - runway : 0;
