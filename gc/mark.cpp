@@ -416,14 +416,11 @@ static GA_INLINE void scan_dense_fields(Gcw& w, MSpan* s, std::uintptr_t from, u
     } while (--n != 0);
 }
 
-static GA_INLINE void scan_uniform(Gcw& w, MSpan* s, const TypeInfo* u, std::uintptr_t from, std::uintptr_t to) {
-    scan_uniform_fields(w, s, u, from);
-    w.scan_work += static_cast<std::int64_t>(to - from);
-}
-
+// Words [from, to) of span s that hold pointers. The scan work (to - from)
+// is the caller's to count.
 static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_t to) {
     if (const TypeInfo* u = uniform_type(s)) {
-        scan_uniform(w, s, u, from, to);
+        scan_uniform_fields(w, s, u, from);
         return;
     }
     // Words [from, to) of span s, where its heap bits are set.
@@ -434,12 +431,10 @@ static void scan_range_bits(Gcw& w, MSpan* s, std::uintptr_t from, std::uintptr_
             scan_range_batched<true>(w, hb, s->base, b0, b1);
         else
             scan_range_batched<false>(w, hb, s->base, b0, b1);
-        w.scan_work += static_cast<std::int64_t>(to - from);
         return;
     }
     for_each_heap_bit(hb, b0, b1,
                       [&](std::size_t b) { scan_word(w, reinterpret_cast<std::uintptr_t*>(s->base + (b << 3))); });
-    w.scan_work += static_cast<std::int64_t>(to - from);
 }
 
 // A large object's range is scanned kScanPiece bytes at a time, one piece per
@@ -470,11 +465,8 @@ static GA_NOINLINE std::int64_t scan_large(Gcw& w, std::uintptr_t b, MSpan* s) {
     std::uintptr_t q = end - b > kScanPiece ? b + kScanPiece : end;
     if (w.check) q = end;  // checkmark: the world is stopped
     if (q < end) w.put(q, s);
-    std::int64_t before = w.scan_work;
     scan_range_bits(w, s, b, q);
-    std::int64_t done = w.scan_work - before;
-    w.scan_work = before;
-    return done;
+    return static_cast<std::int64_t>(q - b);
 }
 
 // Scan one queued entry of span s: an object start, or a large object's
@@ -490,11 +482,7 @@ static GA_INLINE std::int64_t scanobject(Gcw& w, std::uintptr_t b, MSpan* s) {
             unsigned n = kCheck ? 0 : s->scan_dense.load(std::memory_order_relaxed);
             if (GA_LIKELY(n != 0)) scan_dense_fields(w, s, b, n);
             else scan_uniform_fields<kCheck>(w, s, u, b);
-        } else {
-            std::int64_t before = w.scan_work;
-            scan_range_bits(w, s, b, b + es);
-            w.scan_work = before;
-        }
+        } else scan_range_bits(w, s, b, b + es);
         return es;
     }
     return scan_large(w, b, s);
@@ -539,6 +527,7 @@ void scan_object_contents(std::uintptr_t obj) {
     w.src = "the contents of an object with a finalizer";
     std::uintptr_t end = s->sizeclass == 0 ? s->base + s->elemsize : o + s->elemsize;
     scan_range_bits(w, s, o, end);
+    w.scan_work += static_cast<std::int64_t>(end - o);
     w.flush();
 }
 
