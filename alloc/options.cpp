@@ -143,6 +143,11 @@ const Options& options() {
             else bad_value("GOALLOC_GC_HUGEPAGES", v, "want 0, 1 or auto");
         }
         g_options.gcbgsweep = int_option("GOALLOC_GC_BG_SWEEP", 1) != 0;
+        if (const char* v = env("GOALLOC_GC_TRIGGER_MIN")) {
+            std::uint64_t x;
+            if (parse_size(v, &x) && x >= 50 && x <= 95) g_options.gctriggermin = static_cast<int>(x);
+            else bad_value("GOALLOC_GC_TRIGGER_MIN", v, "want a percentage from 50 to 95");
+        }
         g_options.gcpoison = int_option("GOALLOC_GC_POISON", -1 + 0);
         if (g_options.gcpoison < 0) g_options.gcpoison = GOALLOC_DEBUG_LEVEL >= 2 ? 1 : 0;
         if (g_options.stats || g_options.verbose || g_options.gctrace) {

@@ -34,6 +34,9 @@ struct Options {
     int gchugepages = -1;                     // GOALLOC_GC_HUGEPAGES: 1 = once the collector starts, the
                                               // heap's memory asks for transparent huge pages; 0 = never;
                                               // auto (-1, default) = once the heap has mapped 256 MiB
+    int gctriggermin = 70;                    // GOALLOC_GC_TRIGGER_MIN: the pacer's lower bound on the
+                                              // trigger, in percent of the way from the marked heap to
+                                              // the goal (50-95; 70 is Go's, 45/64)
     int gcpoison = -1;                        // GOALLOC_GC_POISON: 1 = fill swept objects with 0xdb
                                               // (-1: on at GOALLOC_DEBUG_LEVEL >= 2)
 };

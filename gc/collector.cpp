@@ -159,8 +159,15 @@ static void compute_goal() {
         if (scan == 0) scan = marked + last_stack_bytes + last_globals_bytes;
         std::uint64_t runway = static_cast<std::uint64_t>(
             cons_mark * (1 - kGoalUtilization) / kGoalUtilization * static_cast<double>(scan));
+        // The trigger stays between Go's bounds: at least 70% of the way from
+        // the marked heap to the goal (triggerLowerBound: a lower trigger lets
+        // a fast mutator allocate more of the next cycle's marked heap black,
+        // so heap and RSS grow; above it, assists pay instead) and at most
+        // 95%. The lower bound is GOALLOC_GC_TRIGGER_MIN: raising it trades
+        // assists for a lower peak (gc/README.md, "Pacing and assists").
         std::uint64_t span = goal > marked ? goal - marked : 0;
-        std::uint64_t lo = marked + span * 7 / 10, hi = marked + span * 95 / 100;
+        std::uint64_t lo = marked + span * static_cast<std::uint64_t>(options().gctriggermin) / 100,
+                      hi = marked + span * 95 / 100;
         trigger = goal > runway ? goal - runway : 0;
         if (trigger < lo) trigger = lo;
         if (trigger > hi) trigger = hi;

@@ -59,6 +59,11 @@
 //                            whose span holds more than the goal's headroom
 //                            (each refill passes the goal); prints
 //                            "refillpast allocated N cycles C" (RefillPast)
+//   gc_test_child trigger    allocates garbage beside a live list and prints
+//                            "trigger samples N min P max Q": where the pacer
+//                            put the trigger after each cycle, in percent of
+//                            the way from the marked heap to the goal
+//                            (TriggerBound)
 //   gc_test_child spinner N  N collections while a second registered thread
 //                            spins without polling; prints "spinner cycles N"
 //   gc_test_child hide       hides a reachable object from the collector by
@@ -71,6 +76,7 @@
 #include "gcinternal.h"  // gcs: the sweep counters (reclaim)
 #include "sys.h"       // thp_disabled (collapse)
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -635,6 +641,43 @@ int RefillPast() {
     return 0;
 }
 
+// Where the pacer put the trigger: allocates garbage beside 8 MiB live, with
+// GOGC=100, and after each of 8 automatic cycles (from the third) reads the
+// trigger, the goal and the marked heap the cycle left, and prints "trigger
+// samples N min P max Q": the trigger's position, in percent of the way from
+// the marked heap to the goal (GOALLOC_GC_TRIGGER_MIN bounds it from below,
+// Go's 95% from above).
+int TriggerBound() {
+    namespace gi = goalloc::gc;
+    gc::set_gc_percent(100);
+    gc::Root<Node> live;
+    live = LiveList(8 * gatest::MiB);
+    int n = 0;
+    double lo = 1e9, hi = -1e9;
+    std::uint32_t seen = gi::gcs.cycles.load(std::memory_order_acquire);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (n < 8 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
+        Garbage(gatest::MiB);
+        const std::uint32_t c = gi::gcs.cycles.load(std::memory_order_acquire);
+        if (c == seen || c < 3 || gi::gcs.phase.load(std::memory_order_acquire) != gi::kPhaseOff) continue;
+        const std::uint64_t trig = gi::gcs.trigger.load(std::memory_order_relaxed);
+        const std::uint64_t goal = gi::gcs.goal.load(std::memory_order_relaxed);
+        const std::uint64_t marked = gi::gcs.heap_marked.load(std::memory_order_relaxed);
+        // A snapshot of one cycle's figures: no cycle ended or began between.
+        if (gi::gcs.cycles.load(std::memory_order_acquire) != c ||
+            gi::gcs.phase.load(std::memory_order_acquire) != gi::kPhaseOff || goal <= marked)
+            continue;
+        seen = c;
+        const double pos = 100.0 * static_cast<double>(trig - marked) / static_cast<double>(goal - marked);
+        lo = std::min(lo, pos);
+        hi = std::max(hi, pos);
+        n++;
+    }
+    std::printf("trigger samples %d min %.2f max %.2f\n", n, lo, hi);
+    std::fflush(stdout);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -642,6 +685,7 @@ int main(int argc, char** argv) {
     if (mode == "cycles" && argc > 2) return Cycles(std::atoi(argv[2]));
     if (mode == "assistdebt") return AssistDebt();
     if (mode == "refillpast") return RefillPast();
+    if (mode == "trigger") return TriggerBound();
     if (mode == "cycles_ranges" && argc > 2) {
         static void* range[4] = {};
         gc::add_roots(range, sizeof range);

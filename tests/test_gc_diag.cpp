@@ -414,6 +414,37 @@ TEST(GcDiag, ARefillPastTheGoalStillAllocates) {
     }
 }
 
+// The pacer's lower bound on the trigger is Go's 70% of the way from the
+// marked heap to the goal, and GOALLOC_GC_TRIGGER_MIN moves it; a value out
+// of its range is reported and ignored. (The runway puts the trigger at or
+// above the bound, never above 95%.)
+TEST(GcDiag, TriggerStaysWithinItsBounds) {
+    std::vector<std::string> unset = kUnset;
+    unset.push_back("GOALLOC_GC_TRIGGER_MIN");
+    struct Case {
+        const char* env;
+        double min_pos;
+        bool warned;
+    };
+    for (const Case& c : {Case{nullptr, 70, false}, Case{"GOALLOC_GC_TRIGGER_MIN=90", 90, false},
+                          Case{"GOALLOC_GC_TRIGGER_MIN=30", 70, true}, Case{"GOALLOC_GC_TRIGGER_MIN=9x", 70, true}}) {
+        std::vector<std::string> env;
+        if (c.env != nullptr) env.push_back(c.env);
+        const std::string what = c.env != nullptr ? c.env : "default";
+        ChildResult r = RunChild({GC_TEST_CHILD, "trigger"}, env, unset, 60);
+        ASSERT_TRUE(r.exited && r.status == 0) << what << ": " << Describe(r);
+        int n = 0;
+        double lo = 0, hi = 0;
+        ASSERT_EQ(std::sscanf(r.out.c_str(), "trigger samples %d min %lf max %lf", &n, &lo, &hi), 3) << r.out;
+        ASSERT_GE(n, 4) << what << ": too few cycles to judge";
+        // Integer arithmetic on the span: within a hundredth of a percent.
+        EXPECT_GE(lo, c.min_pos - 0.01) << what << ": a trigger below the lower bound";
+        EXPECT_LE(hi, 95.01) << what << ": a trigger above Go's 95% bound";
+        EXPECT_EQ(r.err.find("goalloc: ignoring GOALLOC_GC_TRIGGER_MIN=") != std::string::npos, c.warned)
+            << what << ": " << r.err;
+    }
+}
+
 // A thread's assists count against its fractional share: one whose assists
 // took more than its share marks no fractional chunk, while the same thread
 // at the same moment with nothing done does (gc_test_child fracbudget calls
