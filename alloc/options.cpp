@@ -133,6 +133,7 @@ const Options& options() {
             godebug_int(env(var), "gctrace", &g_options.gctrace);
             godebug_int(env(var), "gccheckmark", &g_options.gccheckmark);
             godebug_int(env(var), "gcstoptheworld", &g_options.gcstoptheworld);
+            godebug_int(env(var), "gcpacertrace", &g_options.gcpacertrace);
         }
         g_options.gcidlemark = int_option("GOALLOC_GC_IDLE_MARK", 1) != 0;
         g_options.gcfractional = int_option("GOALLOC_GC_FRACTIONAL", 1) != 0;

@@ -19,6 +19,7 @@ struct Options {
     std::int64_t memlimit = INT64_MAX;        // GOMEMLIMIT: bytes (suffixes B KiB MiB GiB TiB), "off"
     int gctrace = 0;                          // GODEBUG=gctrace=1 or GOALLOC_DEBUG=gctrace=1
     int gccheckmark = 0;                      // GODEBUG=gccheckmark=1 or GOALLOC_DEBUG=gccheckmark=1
+    int gcpacertrace = 0;                     // GODEBUG=gcpacertrace=1: Go's pacer line per cycle
     int gcstoptheworld = 0;                   // GODEBUG=gcstoptheworld=1: mark with the world stopped
     int gcidlemark = 1;                       // GOALLOC_GC_IDLE_MARK: 1 = the background mark worker
                                               // runs flat out while CPUs are idle (Go's idle workers);

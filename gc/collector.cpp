@@ -114,7 +114,11 @@ static CycleStats cstats;
 
 // ---- pacer (Go 1.19's, simplified) ----
 static constexpr double kGoalUtilization = 0.25;
-static double cons_mark = 1.0;  // collector thread only: bytes allocated per byte scanned during mark
+// Go's cons/mark ratio: the mutator's allocation rate (bytes per CPU-ns it
+// had) over the collector's scan rate (scan work per CPU-ns it had, idle
+// marking included), the largest of the last five marks' (end_cycle_cons_mark).
+// Guarded by pacer_lock; written at mark termination.
+static double cons_mark = 0;
 static std::uint64_t last_stack_bytes = 0, last_globals_bytes = 0;
 
 static std::uint64_t heap_minimum(int pct) { return (std::uint64_t{4} << 20) * static_cast<std::uint64_t>(pct) / 100; }
@@ -157,8 +161,9 @@ static void compute_goal() {
         // scans. (Before a cycle has scanned: the marked heap and roots.)
         std::uint64_t scan = gcs.last_scan.load(std::memory_order_relaxed);
         if (scan == 0) scan = marked + last_stack_bytes + last_globals_bytes;
-        std::uint64_t runway = static_cast<std::uint64_t>(
-            cons_mark * (1 - kGoalUtilization) / kGoalUtilization * static_cast<double>(scan));
+        double cm = cons_mark > 0 ? cons_mark : 0;
+        double rw = cm * (1 - kGoalUtilization) / kGoalUtilization * static_cast<double>(scan);
+        std::uint64_t runway = rw < 1e18 ? static_cast<std::uint64_t>(rw) : UINT64_MAX;
         // The trigger stays between Go's bounds: at least 70% of the way from
         // the marked heap to the goal (triggerLowerBound: a lower trigger lets
         // a fast mutator allocate more of the next cycle's marked heap black,
@@ -714,7 +719,53 @@ struct CycleTimes {
     std::uint64_t bg_cpu_ns, idle_cpu_ns, assist_ns, mark_wall_ns;
     std::uint64_t frac_ns;  // allocating threads' fractional marking (in bg_cpu_ns + idle_cpu_ns)
     bool forced;
+    // The pacer's view of the mark (GODEBUG=gcpacertrace=1): the heap when
+    // marking began, the scan work expected (the last cycle's) and done
+    // (stacks and root ranges apart), the utilization (background + assists)
+    // and the cons/mark estimate the mark began with.
+    std::uint64_t triggered, scan_expected, scan_stacks, scan_globals;
+    std::int64_t scan_work;
+    double utilization, old_cons_mark;
 };
+
+// The last four marks' cons/mark ratios (Go 1.21's lastConsMark), oldest
+// first. Guarded by pacer_lock.
+static double last_cons_mark[4];
+
+// Go's endCycle: the cons/mark ratio this mark would have needed to end at
+// its goal with the collector at its 25% — allocation per mutator CPU-ns over
+// scan work per collector CPU-ns, idle marking counted on the collector's
+// side (the mutator could have had that CPU, and did not want it):
+//   (heap_live − triggered) · (u + u_idle) / (scan work · (1 − u)),
+// u = 25% + assists' share of the CPUs over the mark, u_idle idle marking's
+// share. The estimate for the next cycle is the largest of this mark's and
+// the four before (Go 1.21 on: "to bias a noisy cons/mark measurement toward
+// fewer assists at the expense of additional GC cycles (starting earlier)").
+// Go 1.19 smoothed it through a PI controller instead (kp 0.9, ti 4), whose
+// output, fed back as its own input, alternates from cycle to cycle: here it
+// swung between +0.25 and −0.05 in gc_latency, each low estimate putting the
+// next trigger at the 95% bound and the mark into assists (bench/results/
+// ab.md, "consMark: ... PI controller"). (World stopped.)
+static void end_cycle_cons_mark(CycleTimes& c) {
+    LockGuard g(pacer_lock);
+    c.old_cons_mark = cons_mark;
+    double cap = static_cast<double>(c.mark_wall_ns) * ncpu();
+    double u = kGoalUtilization, idle = 0;
+    if (cap > 0) {
+        u += static_cast<double>(c.assist_ns) / cap;
+        idle = static_cast<double>(c.idle_cpu_ns) / cap;
+    }
+    c.utilization = u;
+    if (c.heap1 <= c.triggered || c.scan_work <= 0) return;  // nothing to learn (Go: likewise)
+    if (u > 0.95) u = 0.95;  // assists took (nearly) every CPU: keep 1 − u positive
+    double current = static_cast<double>(c.heap1 - c.triggered) * (u + idle) /
+                     (static_cast<double>(c.scan_work) * (1 - u));
+    double est = current;
+    for (double x : last_cons_mark) est = x > est ? x : est;
+    for (int i = 0; i < 3; i++) last_cons_mark[i] = last_cons_mark[i + 1];
+    last_cons_mark[3] = current;
+    cons_mark = est;
+}
 
 static void release_cache_cb(GcThread* t, void*) { release_thread_cache(t); }
 static void snapshot_cb(GcThread* t, void*) { snapshot_for_mark(t); }
@@ -775,6 +826,45 @@ static void write_stderr_line(const char* line) {
     Msg m;
     m.s(line);
     m.write_stderr();
+}
+
+// A float as Go's print writes one: sign, one digit, six decimals and a
+// three-digit exponent (+1.234560e-001).
+static void fmt_go_float(char* buf, std::size_t n, double v) {
+    if (!std::isfinite(v)) {
+        std::snprintf(buf, n, "%s", std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    int e = 0;
+    double m = v < 0 ? -v : v;
+    if (m != 0) {
+        e = static_cast<int>(std::floor(std::log10(m)));
+        m /= std::pow(10.0, e);
+        if (m >= 9.9999995) {  // rounds up to 10.000000
+            m /= 10;
+            e++;
+        }
+    }
+    std::snprintf(buf, n, "%c%.6fe%c%03d", v < 0 ? '-' : '+', m, e < 0 ? '-' : '+', e < 0 ? -e : e);
+}
+
+// GODEBUG=gcpacertrace=1: Go's pacer line (mgcpacer.go, endCycle), printed
+// before the cycle's gctrace line as Go prints it.
+static void print_pacertrace(const CycleTimes& c) {
+    char cm[32], line[320];
+    fmt_go_float(cm, sizeof cm, c.old_cons_mark);
+    std::uint64_t roots = c.scan_stacks + c.scan_globals;
+    std::uint64_t work = c.scan_work > 0 ? static_cast<std::uint64_t>(c.scan_work) : 0;
+    std::snprintf(line, sizeof line,
+                  "pacer: %d%% CPU (%d exp.) for %llu+%llu+%llu B work (%llu B exp.) in %llu B -> %llu B "
+                  "(\u2206goal %lld, cons/mark %s)\n",
+                  static_cast<int>(c.utilization * 100), static_cast<int>(kGoalUtilization * 100),
+                  static_cast<unsigned long long>(work > roots ? work - roots : 0),
+                  static_cast<unsigned long long>(c.scan_stacks), static_cast<unsigned long long>(c.scan_globals),
+                  static_cast<unsigned long long>(c.scan_expected), static_cast<unsigned long long>(c.triggered),
+                  static_cast<unsigned long long>(c.heap1),
+                  static_cast<long long>(c.heap1) - static_cast<long long>(c.goal), cm);
+    write_stderr_line(line);
 }
 
 static void print_gctrace(std::uint32_t num, const CycleTimes& c) {
@@ -948,6 +1038,7 @@ static void run_cycle(bool forced) {
     // 2. Concurrent mark.
     std::uint64_t assist0 = gcs.assist_ns.load(std::memory_order_relaxed);
     std::uint64_t heap_at_mark = gcs.heap_live.load(std::memory_order_relaxed);
+    c.scan_expected = gcs.last_scan.load(std::memory_order_relaxed);
     roots_scan();
     finalizers_scan();
     double target = kGoalUtilization * ncpu();  // CPUs' worth of background marking
@@ -1039,26 +1130,11 @@ static void run_cycle(bool forced) {
             gcs.heap_live.store(marked, std::memory_order_relaxed);
             gcs.unswept.store(gcs.nspans.load(std::memory_order_relaxed), std::memory_order_relaxed);
             gcs.sweepgen.fetch_add(2, std::memory_order_release);
-            // Pacer: allocation during mark per unit of scan work.
-            std::int64_t work = gcs.scan_work.load(std::memory_order_relaxed);
-            if (work > 0 && c.heap1 > heap_at_mark) {
-                double cm = static_cast<double>(c.heap1 - heap_at_mark) / static_cast<double>(work);
-                LockGuard g(pacer_lock);
-                cons_mark = 0.5 * cons_mark + 0.5 * cm;
-            }
             {
                 LockGuard g(pacer_lock);
                 last_stack_bytes = stack_bytes_cb_total;
                 last_globals_bytes = globals;
             }
-            compute_goal();
-            sweep_pace();
-            trigger_requested.store(0, std::memory_order_relaxed);
-            std::uint32_t n = gcs.cycles.load(std::memory_order_relaxed);
-            std::uint64_t t3 = nanotime();
-            c.stw2_ns = t3 - t2;
-            // (Stop-the-world mark: one pause from the first stop.)
-            record_pause(stw_mark ? t3 - c.stw1 : c.stw2_ns, walltime_ns());
             // CPU accounting (before NumGC moves, so that a reader that sees
             // the cycle sees its figures), as Go's (mgc.go,
             // gcMarkTermination): dedicated and fractional workers' time is
@@ -1090,6 +1166,21 @@ static void run_cycle(bool forced) {
                 c.assist_ns = gcs.assist_ns.load(std::memory_order_relaxed) - assist0;
                 c.mark_wall_ns = el;
             }
+            // Pacer: the cons/mark estimate from this mark (its CPU figures
+            // above), then the next goal and trigger.
+            c.triggered = heap_at_mark;
+            c.scan_work = gcs.scan_work.load(std::memory_order_relaxed);
+            c.scan_stacks = stack_bytes_cb_total;
+            c.scan_globals = globals;
+            end_cycle_cons_mark(c);
+            compute_goal();
+            sweep_pace();
+            trigger_requested.store(0, std::memory_order_relaxed);
+            std::uint32_t n = gcs.cycles.load(std::memory_order_relaxed);
+            std::uint64_t t3 = nanotime();
+            c.stw2_ns = t3 - t2;
+            // (Stop-the-world mark: one pause from the first stop.)
+            record_pause(stw_mark ? t3 - c.stw1 : c.stw2_ns, walltime_ns());
             {
                 LockGuard g(stats_lock);
                 publish_cycle_pause(n);
@@ -1126,6 +1217,7 @@ static void run_cycle(bool forced) {
             }
         }
     }
+    if (options().gcpacertrace) print_pacertrace(c);
     if (options().gctrace) print_gctrace(gcs.cycles.load(std::memory_order_relaxed), c);
     cycle_max_pause = 0;
 }

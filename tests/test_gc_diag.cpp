@@ -445,6 +445,49 @@ TEST(GcDiag, TriggerStaysWithinItsBounds) {
     }
 }
 
+// GODEBUG=gcpacertrace=1 prints Go's pacer line at each cycle's end, before
+// its gctrace line: the mark's CPU utilization (at least the background's
+// 25%), its scan work against what was expected (the last cycle's), the heap
+// from the mark's start to its end (which can be lower: termination takes
+// back the unused part of the span caches, as Go's), and the cons/mark
+// estimate the mark began with, which the marks' allocation makes positive.
+TEST(GcDiag, PacerTraceInGoFormat) {
+    ChildResult r = RunChild({GC_TEST_CHILD, "trigger"}, {"GODEBUG=gctrace=1,gcpacertrace=1"}, kUnset, 60);
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
+    const std::regex pacer(
+        R"(pacer: (\d+)% CPU \(25 exp\.\) for (\d+)\+(\d+)\+(\d+) B work \((\d+) B exp\.\) )"
+        R"(in (\d+) B -> (\d+) B \(\xe2\x88\x86goal (-?\d+), cons/mark ([+-]\d\.\d{6}e[+-]\d{3})\))");
+    std::istringstream in(r.err);
+    std::string line;
+    int pacers = 0, gcs = 0;
+    bool expect_gc = false;
+    unsigned long long last_work = 0;
+    double last_cm = 0;
+    while (std::getline(in, line)) {
+        if (line.rfind("pacer:", 0) == 0) {
+            std::smatch m;
+            ASSERT_TRUE(std::regex_match(line, m, pacer)) << line;
+            EXPECT_FALSE(expect_gc) << "two pacer lines without a gctrace line between";
+            EXPECT_GE(std::stoi(m[1]), 25) << line;
+            const unsigned long long work = std::stoull(m[2]) + std::stoull(m[3]) + std::stoull(m[4]);
+            if (pacers > 0) {
+                EXPECT_EQ(std::stoull(m[5]), last_work) << "expected work is not the last cycle's: " << line;
+            }
+            last_work = work;
+            last_cm = std::stod(m[9]);
+            pacers++;
+            expect_gc = true;
+        } else if (line.rfind("gc ", 0) == 0) {
+            EXPECT_TRUE(expect_gc) << "a gctrace line without its pacer line: " << line;
+            expect_gc = false;
+            gcs++;
+        }
+    }
+    EXPECT_GE(pacers, 8) << r.err;
+    EXPECT_EQ(pacers, gcs);
+    EXPECT_GT(last_cm, 0) << "the cons/mark estimate stayed at zero though the marks saw allocation";
+}
+
 // A thread's assists count against its fractional share: one whose assists
 // took more than its share marks no fractional chunk, while the same thread
 // at the same moment with nothing done does (gc_test_child fracbudget calls
