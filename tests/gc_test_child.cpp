@@ -59,7 +59,9 @@
 //                            whose span holds more than the goal's headroom
 //                            (each refill passes the goal); prints
 //                            "refillpast allocated N cycles C" (RefillPast)
-//   gc_test_child trigger    allocates garbage beside a live list and prints
+//   gc_test_child trigger [slow]
+//                            allocates garbage (slow: at ~32 MB/s) beside a
+//                            live list and prints
 //                            "trigger samples N min P max Q": where the pacer
 //                            put the trigger after each cycle, in percent of
 //                            the way from the marked heap to the goal
@@ -646,8 +648,12 @@ int RefillPast() {
 // trigger, the goal and the marked heap the cycle left, and prints "trigger
 // samples N min P max Q": the trigger's position, in percent of the way from
 // the marked heap to the goal (GOALLOC_GC_TRIGGER_MIN bounds it from below,
-// Go's 95% from above).
-int TriggerBound() {
+// Go's 95% from above). slow: 64 KiB at a time with 2 ms of sleep between
+// (~32 MB a second: a mark of the 8 MiB sees little allocation), and 4
+// samples from the tenth cycle (the cons/mark estimate is the largest of
+// the last five marks', and those while the live list was built allocated
+// fast).
+int TriggerBound(bool slow) {
     namespace gi = goalloc::gc;
     gc::set_gc_percent(100);
     gc::Root<Node> live;
@@ -656,10 +662,17 @@ int TriggerBound() {
     double lo = 1e9, hi = -1e9;
     std::uint32_t seen = gi::gcs.cycles.load(std::memory_order_acquire);
     const auto t0 = std::chrono::steady_clock::now();
-    while (n < 8 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
-        Garbage(gatest::MiB);
+    const int want = slow ? 4 : 8;
+    const std::uint32_t first = slow ? 10 : 3;
+    while (n < want && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30)) {
+        if (slow) {
+            Garbage(64 << 10);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        } else {
+            Garbage(gatest::MiB);
+        }
         const std::uint32_t c = gi::gcs.cycles.load(std::memory_order_acquire);
-        if (c == seen || c < 3 || gi::gcs.phase.load(std::memory_order_acquire) != gi::kPhaseOff) continue;
+        if (c == seen || c < first || gi::gcs.phase.load(std::memory_order_acquire) != gi::kPhaseOff) continue;
         const std::uint64_t trig = gi::gcs.trigger.load(std::memory_order_relaxed);
         const std::uint64_t goal = gi::gcs.goal.load(std::memory_order_relaxed);
         const std::uint64_t marked = gi::gcs.heap_marked.load(std::memory_order_relaxed);
@@ -685,7 +698,7 @@ int main(int argc, char** argv) {
     if (mode == "cycles" && argc > 2) return Cycles(std::atoi(argv[2]));
     if (mode == "assistdebt") return AssistDebt();
     if (mode == "refillpast") return RefillPast();
-    if (mode == "trigger") return TriggerBound();
+    if (mode == "trigger") return TriggerBound(argc > 2 && std::string(argv[2]) == "slow");
     if (mode == "cycles_ranges" && argc > 2) {
         static void* range[4] = {};
         gc::add_roots(range, sizeof range);

@@ -445,6 +445,25 @@ TEST(GcDiag, TriggerStaysWithinItsBounds) {
     }
 }
 
+// The trigger comes from Go's runway (what the mutator allocates while a mark
+// runs at 25% CPU, from the cons/mark estimate), not from the lower bound
+// alone: a program that allocates slowly while a short mark runs gets a small
+// runway and its trigger near the 95% bound.
+TEST(GcDiag, ASlowAllocatorTriggersLate) {
+    std::vector<std::string> unset = kUnset;
+    unset.push_back("GOALLOC_GC_TRIGGER_MIN");
+    ChildResult r = RunChild({GC_TEST_CHILD, "trigger", "slow"}, {}, unset, 60);
+    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
+    int n = 0;
+    double lo = 0, hi = 0;
+    ASSERT_EQ(std::sscanf(r.out.c_str(), "trigger samples %d min %lf max %lf", &n, &lo, &hi), 3) << r.out;
+    ASSERT_GE(n, 2) << "too few cycles to judge";
+    // ~0.3 MB of runway on an 8 MiB span: 95% (70% is the bound a fast
+    // allocator sits at: TriggerStaysWithinItsBounds).
+    EXPECT_GE(lo, 85.0) << "the trigger stayed near the lower bound for a slow allocator";
+    EXPECT_LE(hi, 95.01);
+}
+
 // GODEBUG=gcpacertrace=1 prints Go's pacer line at each cycle's end, before
 // its gctrace line: the mark's CPU utilization (at least the background's
 // 25%), its scan work against what was expected (the last cycle's), the heap
