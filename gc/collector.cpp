@@ -1,6 +1,6 @@
-// collector.cpp — the GC cycle, pacing, assists, roots, finalizers,
-// statistics and the public control API (Go's mgc.go, mgcpacer.go,
-// mfinal.go, mstats.go).
+// collector.cpp — the GC cycle, pacing, assists, roots, statistics and the
+// public control API (Go's mgc.go, mgcpacer.go, mstats.go; finalizers are in
+// finalizer.cpp).
 //
 // One collector thread runs every cycle:
 //   1. sweep termination: finish sweeping the previous cycle's spans; then,
@@ -45,9 +45,6 @@
 
 namespace goalloc::gc {
 
-bool checkmark_active();
-void scan_conservative_check(std::uintptr_t lo, std::uintptr_t hi);
-
 static long futex_wait(std::atomic<std::uint32_t>* a, std::uint32_t v, long timeout_ns) {
     timespec ts{timeout_ns / 1000000000, timeout_ns % 1000000000};
     return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAIT_PRIVATE, v,
@@ -63,11 +60,11 @@ static void wait_fn(void* p) {
     auto* w = static_cast<WaitArgs*>(p);
     futex_wait(w->a, w->v, w->timeout_ns);
 }
-static void blocking_wait(std::atomic<std::uint32_t>* a, std::uint32_t v, long timeout_ns) {
+void blocking_wait(std::atomic<std::uint32_t>* a, std::uint32_t v, long timeout_ns) {
     WaitArgs w{a, v, timeout_ns};
     blocking_call(wait_fn, &w);
 }
-static void futex_wake(std::atomic<std::uint32_t>* a) {
+void futex_wake(std::atomic<std::uint32_t>* a) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
 }
 
@@ -522,183 +519,11 @@ static void scan_root_nodes() {
 
 void roots_scan() { scan_root_nodes(); }
 
-// ---- finalizers (Go's SetFinalizer / finq) ----
-struct Finalizer {
-    std::uintptr_t obj;
-    void (*fn)(void*, void*);
-    void* arg;
-};
-static constinit Mutex fin_lock{kRankGcFinalizers};
-static Finalizer* fin_table = nullptr;  // fin_lock: sorted by obj
-static std::size_t fin_n = 0, fin_cap = 0;
-static Finalizer* finq = nullptr;       // fin_lock: ready to run
-static std::size_t finq_n = 0, finq_cap = 0;
-static std::atomic<std::uint32_t> fin_seq{0};     // bumped when finq gains entries (futex word)
-static std::atomic<std::uint64_t> fin_queued{0};  // total ever queued
-static std::atomic<std::uint64_t> fin_done{0};    // total run
-static std::atomic<std::uint32_t> fin_done_seq{0};
-
-static bool grow(Finalizer** a, std::size_t* cap, std::size_t need) {
-    if (need <= *cap) return true;
-    std::size_t nc = *cap ? *cap * 2 : 64;
-    while (nc < need) nc *= 2;
-    auto* p = static_cast<Finalizer*>(ga_realloc(*a, nc * sizeof(Finalizer)));
-    if (p == nullptr) return false;
-    *a = p;
-    *cap = nc;
-    return true;
-}
-
-static std::size_t fin_lower_bound(std::uintptr_t obj) {
-    std::size_t lo = 0, hi = fin_n;
-    while (lo < hi) {
-        std::size_t mid = (lo + hi) / 2;
-        if (fin_table[mid].obj < obj) lo = mid + 1; else hi = mid;
-    }
-    return lo;
-}
-
-namespace detail {
-void set_finalizer_raw(void* objp, void (*fn)(void*, void*), void* arg) {
-    auto obj = reinterpret_cast<std::uintptr_t>(objp);
-    MSpan* s;
-    std::uint32_t idx;
-    if (find_object(obj, &s, &idx) != obj) {
-        Msg m;
-        m.s("goalloc: fatal error: set_finalizer: pointer ").hex(obj)
-            .s(" is not the start of a collected object\n");
-        m.fatal();
-    }
-    LockGuard g(fin_lock);
-    std::size_t i = fin_lower_bound(obj);
-    bool have = i < fin_n && fin_table[i].obj == obj;
-    if (fn == nullptr) {
-        if (have) {
-            std::memmove(&fin_table[i], &fin_table[i + 1], (fin_n - i - 1) * sizeof(Finalizer));
-            fin_n--;
-        }
-        return;
-    }
-    if (have) {
-        Msg m;
-        m.s("goalloc: fatal error: set_finalizer: finalizer already set for ").hex(obj).s("\n");
-        m.fatal();
-    }
-    if (!grow(&fin_table, &fin_cap, fin_n + 1)) throw_fatal("gc: out of memory in set_finalizer");
-    std::memmove(&fin_table[i + 1], &fin_table[i], (fin_n - i) * sizeof(Finalizer));
-    fin_table[i] = Finalizer{obj, fn, arg};
-    fin_n++;
-    s->specials.store(1, std::memory_order_relaxed);
-}
-}  // namespace detail
-
-// Concurrent, during mark: what finalizable objects point to stays alive, and
-// queued objects are roots until their finalizer has run.
-void finalizers_scan() {
-    LockGuard g(fin_lock);
-    for (std::size_t i = 0; i < fin_n; i++) {
-        scan_object_contents(fin_table[i].obj);
-        if (fin_table[i].arg) grey_batched(reinterpret_cast<std::uintptr_t>(fin_table[i].arg));
-    }
-    for (std::size_t i = 0; i < finq_n; i++) {
-        grey_batched(finq[i].obj);
-        if (finq[i].arg) grey_batched(reinterpret_cast<std::uintptr_t>(finq[i].arg));
-    }
-    grey_flush();
-}
-
-static void finalizers_scan_check() {
-    LockGuard g(fin_lock);
-    // Contents only (the object itself may be unreachable).
-    for (std::size_t i = 0; i < fin_n; i++) scan_object_contents(fin_table[i].obj);
-    for (std::size_t i = 0; i < finq_n; i++)
-        scan_conservative_check(reinterpret_cast<std::uintptr_t>(&finq[i].obj),
-                                reinterpret_cast<std::uintptr_t>(&finq[i].obj) + 8);
-}
-
+// ---- roots at checkmark (the finalizers' part: finalizer.cpp) ----
 void roots_scan_checkmark() {
     scan_root_ranges();
     scan_root_nodes();
     finalizers_scan_check();
-}
-
-// During the sweep of s (sweepgen == sg-1, owned by the sweeper): queue the
-// finalizers of unmarked objects, and mark those objects so they live until
-// their finalizer has run (Go: the object is resurrected for one cycle).
-void finalizers_sweep_span(MSpan* s) {
-    bool queued = false;
-    {
-        LockGuard g(fin_lock);
-        std::size_t i = fin_lower_bound(s->base), j = i, left = 0;
-        for (; i < fin_n && fin_table[i].obj < s->limit; i++) {
-            std::uint32_t idx = s->index_of(fin_table[i].obj);
-            std::uint64_t bit = std::uint64_t{1} << (idx & 63);
-            if (s->gcmarkBits[idx >> 6].load(std::memory_order_relaxed) & bit) {
-                fin_table[j++] = fin_table[i];
-                left++;
-                continue;
-            }
-            if (!grow(&finq, &finq_cap, finq_n + 1)) throw_fatal("gc: out of memory queueing a finalizer");
-            finq[finq_n++] = fin_table[i];
-            fin_queued.fetch_add(1, std::memory_order_relaxed);
-            s->gcmarkBits[idx >> 6].fetch_or(bit, std::memory_order_relaxed);
-            queued = true;
-        }
-        if (j != i) {
-            std::memmove(&fin_table[j], &fin_table[i], (fin_n - i) * sizeof(Finalizer));
-            fin_n -= i - j;
-        }
-        if (left == 0) s->specials.store(0, std::memory_order_relaxed);
-    }
-    if (queued) {
-        fin_seq.fetch_add(1, std::memory_order_release);
-        futex_wake(&fin_seq);
-    }
-}
-
-// Clear the stack below the caller: a finalizer's dead frames would otherwise
-// keep whatever it last touched reachable from this thread's stack.
-static GA_NOINLINE void scrub_stack() {
-    volatile char buf[16384];
-    for (std::size_t i = 0; i < sizeof buf; i += 8) buf[i] = 0;
-    __asm__ volatile("" ::: "memory");
-}
-
-static void* finalizer_thread(void*) {
-    register_thread();
-    for (;;) {
-        std::uint32_t seq = fin_seq.load(std::memory_order_acquire);
-        Finalizer f{0, nullptr, nullptr};
-        {
-            LockGuard g(fin_lock);
-            if (finq_n != 0) {
-                f = finq[--finq_n];
-                // Leaving the queue, which is a root: the deletion barrier.
-                if (gcs.phase.load(std::memory_order_relaxed) == kPhaseMark) greyobject(f.obj);
-            }
-        }
-        if (f.fn == nullptr) {
-            blocking_wait(&fin_seq, seq, -1);
-            continue;
-        }
-        f.fn(reinterpret_cast<void*>(f.obj), f.arg);
-        f.obj = 0;
-        f.arg = nullptr;
-        scrub_stack();
-        fin_done.fetch_add(1, std::memory_order_release);
-        fin_done_seq.fetch_add(1, std::memory_order_release);
-        futex_wake(&fin_done_seq);
-    }
-    return nullptr;
-}
-
-void run_finalizers() {
-    std::uint64_t want = fin_queued.load(std::memory_order_acquire);
-    for (;;) {
-        std::uint32_t seq = fin_done_seq.load(std::memory_order_acquire);
-        if (fin_done.load(std::memory_order_acquire) >= want) return;
-        blocking_wait(&fin_done_seq, seq, 1000000);
-    }
 }
 
 // ---- the cycle ----

@@ -389,6 +389,8 @@ void wake_parked_assists();
 bool work_available();
 void flush_wbuf(GcThread* t);  // shade the thread's barrier buffer (owner, or world stopped)
 void checkmark_run();          // world stopped, mark done: verify
+bool checkmark_active();       // inside checkmark_run
+void scan_conservative_check(std::uintptr_t lo, std::uintptr_t hi);  // checkmark: a root range
 
 // ---- collector.cpp ----
 void note_heap_live_add(std::uint64_t bytes);  // checks the trigger
@@ -396,8 +398,15 @@ void assist_alloc(GcThread* t, std::uint64_t bytes);
 void fractional_mark(GcThread* t);  // Go's fractional worker's share, at a span refill while marking
 void roots_scan();                 // concurrent, during mark
 void roots_scan_checkmark();       // world stopped
+// A futex wait run as a blocking call (stops need not signal the waiter), and the wake-up.
+void blocking_wait(std::atomic<std::uint32_t>* a, std::uint32_t v, long timeout_ns);
+void futex_wake(std::atomic<std::uint32_t>* a);
+
+// ---- finalizer.cpp ----
 void finalizers_scan();            // concurrent, during mark: contents of finalizable objects + queue
+void finalizers_scan_check();      // world stopped, checkmark: the same, contents only
 void finalizers_sweep_span(MSpan* s);  // during sweep of a span with specials
+void* finalizer_thread(void*);     // started with the collector
 int debug_poison();                // poison freed objects?
 bool checkmark_enabled();
 
