@@ -418,9 +418,27 @@ TEST(GcDiag, ARefillPastTheGoalStillAllocates) {
 // marked heap to the goal, and GOALLOC_GC_TRIGGER_MIN moves it; a value out
 // of its range is reported and ignored. (The runway puts the trigger at or
 // above the bound, never above 95%.)
-TEST(GcDiag, TriggerStaysWithinItsBounds) {
+// One run of `gc_test_child trigger [slow]` (GOALLOC_GC_TRIGGER_MIN unset
+// unless env sets it): how many cycles it sampled and where their triggers
+// sat, in percent of the way from the marked heap to the goal.
+struct TriggerRun {
+    ChildResult r;
+    int n = 0;
+    double lo = 0, hi = 0;
+    bool parsed = false;
+};
+static TriggerRun RunTriggerChild(const std::vector<std::string>& args, const std::vector<std::string>& env) {
     std::vector<std::string> unset = kUnset;
     unset.push_back("GOALLOC_GC_TRIGGER_MIN");
+    std::vector<std::string> argv = {GC_TEST_CHILD, "trigger"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    TriggerRun t;
+    t.r = RunChild(argv, env, unset, 60);
+    t.parsed = std::sscanf(t.r.out.c_str(), "trigger samples %d min %lf max %lf", &t.n, &t.lo, &t.hi) == 3;
+    return t;
+}
+
+TEST(GcDiag, TriggerStaysWithinItsBounds) {
     struct Case {
         const char* env;
         double min_pos;
@@ -431,17 +449,15 @@ TEST(GcDiag, TriggerStaysWithinItsBounds) {
         std::vector<std::string> env;
         if (c.env != nullptr) env.push_back(c.env);
         const std::string what = c.env != nullptr ? c.env : "default";
-        ChildResult r = RunChild({GC_TEST_CHILD, "trigger"}, env, unset, 60);
-        ASSERT_TRUE(r.exited && r.status == 0) << what << ": " << Describe(r);
-        int n = 0;
-        double lo = 0, hi = 0;
-        ASSERT_EQ(std::sscanf(r.out.c_str(), "trigger samples %d min %lf max %lf", &n, &lo, &hi), 3) << r.out;
-        ASSERT_GE(n, 4) << what << ": too few cycles to judge";
+        TriggerRun t = RunTriggerChild({}, env);
+        ASSERT_TRUE(t.r.exited && t.r.status == 0) << what << ": " << Describe(t.r);
+        ASSERT_TRUE(t.parsed) << t.r.out;
+        ASSERT_GE(t.n, 4) << what << ": too few cycles to judge";
         // Integer arithmetic on the span: within a hundredth of a percent.
-        EXPECT_GE(lo, c.min_pos - 0.01) << what << ": a trigger below the lower bound";
-        EXPECT_LE(hi, 95.01) << what << ": a trigger above Go's 95% bound";
-        EXPECT_EQ(r.err.find("goalloc: ignoring GOALLOC_GC_TRIGGER_MIN=") != std::string::npos, c.warned)
-            << what << ": " << r.err;
+        EXPECT_GE(t.lo, c.min_pos - 0.01) << what << ": a trigger below the lower bound";
+        EXPECT_LE(t.hi, 95.01) << what << ": a trigger above Go's 95% bound";
+        EXPECT_EQ(t.r.err.find("goalloc: ignoring GOALLOC_GC_TRIGGER_MIN=") != std::string::npos, c.warned)
+            << what << ": " << t.r.err;
     }
 }
 
@@ -450,18 +466,14 @@ TEST(GcDiag, TriggerStaysWithinItsBounds) {
 // alone: a program that allocates slowly while a short mark runs gets a small
 // runway and its trigger near the 95% bound.
 TEST(GcDiag, ASlowAllocatorTriggersLate) {
-    std::vector<std::string> unset = kUnset;
-    unset.push_back("GOALLOC_GC_TRIGGER_MIN");
-    ChildResult r = RunChild({GC_TEST_CHILD, "trigger", "slow"}, {}, unset, 60);
-    ASSERT_TRUE(r.exited && r.status == 0) << Describe(r);
-    int n = 0;
-    double lo = 0, hi = 0;
-    ASSERT_EQ(std::sscanf(r.out.c_str(), "trigger samples %d min %lf max %lf", &n, &lo, &hi), 3) << r.out;
-    ASSERT_GE(n, 2) << "too few cycles to judge";
+    TriggerRun t = RunTriggerChild({"slow"}, {});
+    ASSERT_TRUE(t.r.exited && t.r.status == 0) << Describe(t.r);
+    ASSERT_TRUE(t.parsed) << t.r.out;
+    ASSERT_GE(t.n, 2) << "too few cycles to judge";
     // ~0.3 MB of runway on an 8 MiB span: 95% (70% is the bound a fast
     // allocator sits at: TriggerStaysWithinItsBounds).
-    EXPECT_GE(lo, 85.0) << "the trigger stayed near the lower bound for a slow allocator";
-    EXPECT_LE(hi, 95.01);
+    EXPECT_GE(t.lo, 85.0) << "the trigger stayed near the lower bound for a slow allocator";
+    EXPECT_LE(t.hi, 95.01);
 }
 
 // GODEBUG=gcpacertrace=1 prints Go's pacer line at each cycle's end, before
