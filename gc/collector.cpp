@@ -128,6 +128,30 @@ static std::uint64_t overhead_bytes() {
     return mapped > inuse ? mapped - inuse : 0;
 }
 
+// Go's trigger (mgcpacer.go, trigger()): the goal less the runway, kept
+// between two bounds on the way from the marked heap to the goal.
+// - Lower: min_pct of the way (Go's triggerLowerBound, 45/64 ~ 70%;
+//   GOALLOC_GC_TRIGGER_MIN). A lower trigger lets a fast mutator allocate
+//   more of the next cycle's marked heap black, so heap and RSS grow; above
+//   it, assists pay instead (gc/README.md, "Pacing and assists").
+// - Upper: 95% of the way (61/64 in Go), or, on a heap whose goal is large,
+//   4 MiB under the goal if that is higher (Go's defaultHeapMinimum): 5% of
+//   a 1 GiB span is 51 MiB of runway that a slow allocator does not need.
+//   Never below the lower bound.
+std::uint64_t pacer_trigger(std::uint64_t marked, std::uint64_t goal, std::uint64_t runway, int min_pct) {
+    if (goal <= marked) return goal;
+    constexpr std::uint64_t kDefaultHeapMinimum = std::uint64_t{4} << 20;
+    const std::uint64_t span = goal - marked;
+    const std::uint64_t lo = marked + span * static_cast<std::uint64_t>(min_pct) / 100;
+    std::uint64_t hi = marked + span * 95 / 100;
+    if (goal > kDefaultHeapMinimum && goal - kDefaultHeapMinimum > hi) hi = goal - kDefaultHeapMinimum;
+    if (hi < lo) hi = lo;
+    std::uint64_t trigger = runway < goal ? goal - runway : 0;
+    if (trigger < lo) trigger = lo;
+    if (trigger > hi) trigger = hi;
+    return trigger;
+}
+
 static constinit Mutex pacer_lock{kRankGcWork};  // cons_mark, last_*_bytes, goal/trigger updates
 
 static void compute_goal() {
@@ -161,18 +185,7 @@ static void compute_goal() {
         double cm = cons_mark > 0 ? cons_mark : 0;
         double rw = cm * (1 - kGoalUtilization) / kGoalUtilization * static_cast<double>(scan);
         std::uint64_t runway = rw < 1e18 ? static_cast<std::uint64_t>(rw) : UINT64_MAX;
-        // The trigger stays between Go's bounds: at least 70% of the way from
-        // the marked heap to the goal (triggerLowerBound: a lower trigger lets
-        // a fast mutator allocate more of the next cycle's marked heap black,
-        // so heap and RSS grow; above it, assists pay instead) and at most
-        // 95%. The lower bound is GOALLOC_GC_TRIGGER_MIN: raising it trades
-        // assists for a lower peak (gc/README.md, "Pacing and assists").
-        std::uint64_t span = goal > marked ? goal - marked : 0;
-        std::uint64_t lo = marked + span * static_cast<std::uint64_t>(options().gctriggermin) / 100,
-                      hi = marked + span * 95 / 100;
-        trigger = goal > runway ? goal - runway : 0;
-        if (trigger < lo) trigger = lo;
-        if (trigger > hi) trigger = hi;
+        trigger = pacer_trigger(marked, goal, runway, options().gctriggermin);
         if (marked == 0) trigger = goal * 7 / 8;
     }
     gcs.goal.store(goal, std::memory_order_relaxed);

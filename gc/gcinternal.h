@@ -394,6 +394,9 @@ void scan_conservative_check(std::uintptr_t lo, std::uintptr_t hi);  // checkmar
 
 // ---- collector.cpp ----
 void note_heap_live_add(std::uint64_t bytes);  // checks the trigger
+// The pacer's trigger from the marked heap, the goal and the runway, within
+// Go's bounds (collector.cpp); min_pct: the lower bound, GOALLOC_GC_TRIGGER_MIN.
+std::uint64_t pacer_trigger(std::uint64_t marked, std::uint64_t goal, std::uint64_t runway, int min_pct);
 void assist_alloc(GcThread* t, std::uint64_t bytes);
 void fractional_mark(GcThread* t);  // Go's fractional worker's share, at a span refill while marking
 void roots_scan();                 // concurrent, during mark

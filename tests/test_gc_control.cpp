@@ -321,6 +321,33 @@ TEST(GcControl, SweepKeepsPaceWithHeapGrowth) {
     EXPECT_LE(worst, worst_of / 5 + 8) << "the sweep fell behind the heap's growth";
 }
 
+// The trigger as Go 1.19's pacer bounds it (mgcpacer.go, trigger()): the goal
+// less the runway, at least min_pct of the way from the marked heap to the
+// goal, at most 95% of the way — or 4 MiB under the goal where that is
+// higher, on a large heap. (The runway itself, from the cons/mark estimate:
+// GcDiag.ASlowAllocatorTriggersLate and TriggerStaysWithinItsBounds.)
+TEST(GcControl, TriggerWithinGosBounds) {
+    namespace gi = goalloc::gc;
+    constexpr std::uint64_t M = MiB, G = 1024 * MiB;
+    // A small heap: no runway needed, 95% of the way; the 4 MiB rule would be lower.
+    EXPECT_EQ(gi::pacer_trigger(8 * M, 16 * M, 0, 70), 8 * M + 8 * M * 95 / 100);
+    // A large heap and a slow allocator: 4 MiB under the goal, above 95% (51 MiB under).
+    EXPECT_EQ(gi::pacer_trigger(G, 2 * G, 0, 70), 2 * G - 4 * M);
+    EXPECT_EQ(gi::pacer_trigger(G, 2 * G, 3 * M, 70), 2 * G - 4 * M);
+    // A runway between the bounds is taken as it is.
+    EXPECT_EQ(gi::pacer_trigger(G, 2 * G, 100 * M, 70), 2 * G - 100 * M);
+    EXPECT_EQ(gi::pacer_trigger(8 * M, 16 * M, 2 * M, 70), 14 * M);
+    // A long runway stops at the lower bound: Go's 70%, or GOALLOC_GC_TRIGGER_MIN.
+    EXPECT_EQ(gi::pacer_trigger(G, 2 * G, G, 70), G + G * 70 / 100);
+    EXPECT_EQ(gi::pacer_trigger(G, 2 * G, 5 * G, 90), G + G * 90 / 100);
+    EXPECT_EQ(gi::pacer_trigger(8 * M, 16 * M, 64 * M, 80), 8 * M + 8 * M * 80 / 100);
+    // The lower bound wins over the upper one (a bound of 95% on a span
+    // whose 4 MiB rule does not apply: both the same).
+    EXPECT_EQ(gi::pacer_trigger(8 * M, 16 * M, 0, 95), 8 * M + 8 * M * 95 / 100);
+    // Nothing between the marked heap and the goal: the goal.
+    EXPECT_EQ(gi::pacer_trigger(8 * M, 8 * M, 0, 70), 8 * M);
+}
+
 TEST(GcControl, MemStats) {
     const std::uint64_t t_start = NowUnixNs();
     gc::collect();
