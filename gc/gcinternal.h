@@ -383,6 +383,22 @@ void scan_object_contents(std::uintptr_t obj);  // shade obj's pointers without 
 // done. bg_credit (the worker's and fractional drains): hand the work to
 // gcs.bg_credit as it goes, for assists to steal.
 std::int64_t drain(std::int64_t budget, bool bg_credit = false);
+// drain's choice, per marking thread, between prefetching through its FIFO
+// and scanning objects in the order the work buffer gives them (mark.cpp,
+// "but only where that pays"): timed windows of progress, an estimate per
+// mode, the faster one run and the other tried now and then.
+struct PrefetchTuner {
+    std::uint64_t seg_t0;      // nanotime() when the current drain's part of the window began
+    std::uint64_t win_ns;      // window time accumulated in earlier drains
+    std::int64_t win_ticks;    // progress in the window so far (earlier drains)
+    float est[2];              // ns per unit of progress: [0] FIFO, [1] direct; 0 = not yet measured
+    std::uint8_t direct;       // the mode of the current window
+    std::uint8_t exploring;    // the current window tries the mode that is not the best
+    std::uint16_t gap;         // windows between two explorations (doubles while the best holds)
+    std::uint16_t until;       // windows left until the next exploration
+};
+inline constexpr std::uint16_t kTuneGapMin = 4, kTuneGapMax = 64;  // windows between explorations
+bool prefetch_tuner_next(PrefetchTuner& t, std::uint64_t ns, std::int64_t ticks);
 // Background credit was flushed (or the mark ended): wake the assists that
 // wait for it (collector.cpp).
 void wake_parked_assists();

@@ -348,6 +348,56 @@ TEST(GcControl, TriggerWithinGosBounds) {
     EXPECT_EQ(gi::pacer_trigger(8 * M, 8 * M, 0, 70), 8 * M);
 }
 
+// The marker's choice between prefetching through its FIFO and taking the
+// work buffer's order (gc/mark.cpp): fed timed windows from a model heap
+// where one mode costs less per unit of progress, it runs the cheaper one
+// nearly always, keeps trying the other now and then, is not moved by one
+// slow window (a descheduled thread), and follows a real change in the
+// heap's shape within a few windows.
+struct TunerModel {
+    goalloc::gc::PrefetchTuner t{};
+    bool direct = false;  // the mode of the window being run
+    // Run n windows, each costing cost[mode] ns a unit of progress
+    // (spike: that many times more in the first); the windows run direct.
+    int Run(int n, double cost_fifo, double cost_direct, double spike = 1) {
+        constexpr std::int64_t kTicks = 128 << 10;
+        int direct_windows = 0;
+        for (int i = 0; i < n; i++) {
+            direct_windows += direct;
+            const double c = (direct ? cost_direct : cost_fifo) * (i == 0 ? spike : 1);
+            direct = goalloc::gc::prefetch_tuner_next(t, static_cast<std::uint64_t>(c * kTicks), kTicks);
+            t.direct = direct;
+        }
+        return direct_windows;
+    }
+};
+
+TEST(GcMark, PrefetchTunerRunsTheFasterMode) {
+    // A tree-like heap: direct is twice as fast.
+    TunerModel tree;
+    tree.Run(50, 1.0, 0.5);
+    int d = tree.Run(400, 1.0, 0.5);
+    EXPECT_GE(d, 390) << "direct, the faster mode, ran only " << d << " of 400 windows";
+    EXPECT_LT(d, 400) << "the FIFO was never tried again";
+    // A list-like heap: the FIFO is twice as fast.
+    TunerModel lists;
+    lists.Run(50, 0.5, 1.0);
+    d = lists.Run(400, 0.5, 1.0);
+    EXPECT_LE(d, 10) << "direct, the slower mode, ran " << d << " of 400 windows";
+    EXPECT_GT(d, 0) << "direct was never tried again";
+    // One window 50 times slower (the thread descheduled) in the mode in
+    // use: at most a window or two of the other mode.
+    d = lists.Run(20, 0.5, 1.0, 50);
+    EXPECT_LE(d, 2) << "one slow FIFO window made direct run " << d << " of the next 20";
+    d = tree.Run(20, 1.0, 0.5, 50);
+    EXPECT_GE(d, 18);
+    // The heap changes shape: the FIFO becomes the faster mode. Within 20
+    // windows the tuner follows, and then stays.
+    tree.Run(20, 0.5, 1.5);
+    d = tree.Run(200, 0.5, 1.5);
+    EXPECT_LE(d, 10) << "direct ran " << d << " of 200 windows after it became the slower mode";
+}
+
 TEST(GcControl, MemStats) {
     const std::uint64_t t_start = NowUnixNs();
     gc::collect();
