@@ -140,6 +140,12 @@ struct Gcw {
     const char* src = "";
     std::uintptr_t src_addr = 0;
 
+    // The interface shade_field and scan_dense_fields share with drain's
+    // LocalCursor: the Gcw itself, and around a call that uses it, nothing
+    // to write back or reload.
+    Gcw& gcw() { return *this; }
+    void out() {}
+    void in() {}
     std::uint32_t count() const { return static_cast<std::uint32_t>(top - bot); }
     void sync() { b->n = count(); }
     void set(WorkBuf* nb) {
@@ -197,6 +203,48 @@ struct Gcw {
         if (bytes_marked) gcs.bytes_marked.fetch_add(bytes_marked, std::memory_order_relaxed);
         if (scan_work) gcs.scan_work.fetch_add(scan_work, std::memory_order_relaxed);
         bytes_marked = scan_work = 0;
+    }
+};
+
+// drain's direct loop keeps the local buffer's cursor and its count of
+// bytes marked in registers: a Gcw's address goes to out-of-line calls, so
+// the compiler keeps its fields in memory, and every put and pop then waited
+// on the store of the one before (a chain through memory at every object).
+// This copy's address is taken by no call; around a call that needs the Gcw
+// (a slow path, a child in another span) it is written back (out) and
+// reloaded (in).
+struct LocalCursor {
+    Gcw& w;
+    WorkEntry* top;
+    WorkEntry* bot;
+    WorkEntry* lim;
+    std::int64_t bytes_marked = 0;
+    explicit LocalCursor(Gcw& g) : w(g), top(g.top), bot(g.bot), lim(g.lim) {}
+    Gcw& gcw() { return w; }
+    void out() {
+        w.top = top;
+        w.bytes_marked += bytes_marked;
+        bytes_marked = 0;
+    }
+    void in() {
+        top = w.top;
+        bot = w.bot;
+        lim = w.lim;
+    }
+    GA_INLINE void put(std::uintptr_t obj, MSpan* s) {
+        if (GA_UNLIKELY(top == lim)) {
+            out();
+            w.put_slow();
+            in();
+        }
+        *top++ = {obj, s};
+    }
+    GA_INLINE WorkEntry tryget() {
+        if (GA_LIKELY(top != bot)) return *--top;
+        out();
+        WorkEntry e = w.tryget_slow();
+        in();
+        return e;
     }
 };
 
@@ -272,9 +320,13 @@ static GA_INLINE bool shade(Gcw& w, std::uintptr_t p) {
 // below its limit is below its nelems-th object, so none of the record's
 // checks, nor its span class, need reading (binary_trees 19: ~1.5% faster
 // than checking, when the hint went through find_object_at).
-static GA_INLINE void shade_field(Gcw& w, std::uintptr_t v, MSpan* from) {
+// K: a Gcw, or drain's LocalCursor.
+template <class K>
+static GA_INLINE void shade_field(K& w, std::uintptr_t v, MSpan* from) {
     if (GA_UNLIKELY(v - from->base >= from->limit - from->base)) {
-        shade<true, false>(w, v);
+        w.out();
+        shade<true, false>(w.gcw(), v);
+        w.in();
         return;
     }
     std::uint32_t idx = from->index_of(v);
@@ -408,8 +460,16 @@ static GA_INLINE void scan_uniform_fields(Gcw& w, MSpan* s, const TypeInfo* u, s
 // nothing pointer-like after them (MSpan::scan_dense: a tree node, a pair, a
 // list cell, gc_latency's 64-byte object): n words, one after the other, with
 // no mask to walk.
-static GA_INLINE void scan_dense_fields(Gcw& w, MSpan* s, std::uintptr_t from, unsigned n) {
+template <class K>
+static GA_INLINE void scan_dense_fields(K& w, MSpan* s, std::uintptr_t from, unsigned n) {
     const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(from);
+    if (n == 2) {
+        // Two fields (a tree node, a pair): both loads first, no loop.
+        const std::uintptr_t v0 = load_program_word(f), v1 = load_program_word(f + 1);
+        if (v0 != 0) shade_field(w, v0, s);
+        if (v1 != 0) shade_field(w, v1, s);
+        return;
+    }
     do {
         std::uintptr_t v = load_program_word(f++);
         if (v != 0) shade_field(w, v, s);
@@ -467,6 +527,15 @@ static GA_NOINLINE std::int64_t scan_large(Gcw& w, std::uintptr_t b, MSpan* s) {
     if (q < end) w.put(q, s);
     scan_range_bits(w, s, b, q);
     return static_cast<std::int64_t>(q - b);
+}
+
+// Pointer fields of span s's objects if they are dense (MSpan::scan_dense:
+// a uniform span whose type's Ptr<> fields come first and alone), else 0.
+static GA_INLINE unsigned dense_fields(MSpan* s) {
+    if (s->sizeclass == 0 || uniform_type(s) == nullptr) return 0;
+    // scan_dense is read after uniform (acquire), which the allocating
+    // thread published after it (heap.cpp, type_switch).
+    return s->scan_dense.load(std::memory_order_relaxed);
 }
 
 // Scan one queued entry of span s: an object start, or a large object's
@@ -729,11 +798,33 @@ static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
                 x = ring[head];
                 head = (head + 1) % kPrefetch;
                 n--;
-            } else {
-                x = w.tryget();
-                if (x.obj == 0) break;
+                goto scan;
             }
-            goto scan;
+            // Until the next poll, a loop with nothing else in it, its
+            // buffer cursor in registers; objects of dense spans (a tree's
+            // nodes) scanned inline.
+            LocalCursor c(w);
+            while (ticks < next) {
+                x = c.tryget();
+                if (x.obj == 0) {
+                    c.out();
+                    goto out;
+                }
+                MSpan* s = x.span;
+                std::int64_t sw;
+                if (unsigned nf = dense_fields(s)) {
+                    scan_dense_fields(c, s, x.obj, nf);
+                    sw = static_cast<std::int64_t>(s->elemsize);
+                } else {
+                    c.out();
+                    sw = scanobject<kCheck>(w, x.obj, s);
+                    c.in();
+                }
+                done += sw;
+                ticks += sw + 16;
+            }
+            c.out();
+            continue;
         }
         {
         WorkEntry e = w.tryget();
@@ -773,6 +864,7 @@ static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
         done += sw;
         ticks += sw + 16;
     }
+out:
     // Objects still in the FIFO are grey: back to the work buffer.
     for (; n != 0; n--, head = (head + 1) % kPrefetch) w.put(ring[head].obj, ring[head].span);
     // The window goes on in this thread's next drain.
