@@ -397,7 +397,7 @@ struct PrefetchTuner {
     std::uint16_t gap;         // windows between two explorations (doubles while the best holds)
     std::uint16_t until;       // windows left until the next exploration
 };
-inline constexpr std::uint16_t kTuneGapMin = 4, kTuneGapMax = 64;  // windows between explorations
+inline constexpr std::uint16_t kTuneGapMin = 4, kTuneGapMax = 256;  // windows between explorations
 bool prefetch_tuner_next(PrefetchTuner& t, std::uint64_t ns, std::int64_t ticks);
 // Background credit was flushed (or the mark ended): wake the assists that
 // wait for it (collector.cpp).

@@ -707,7 +707,10 @@ bool prefetch_tuner_next(PrefetchTuner& t, std::uint64_t ns, std::int64_t ticks)
     // heap's shape) moves the estimate within a few windows.
     float& e = t.est[t.direct];
     e = e == 0 ? sample : e + ((sample < 2 * e ? sample : 2 * e) - e) / 4;
-    const bool best = t.est[1] != 0 && t.est[1] < t.est[0];
+    // Direct must beat the FIFO by a fifth: where the two are close (a
+    // window's time also depends on which objects it met), the FIFO, which
+    // bounds the cost of misses, is the safer.
+    const bool best = t.est[1] != 0 && t.est[1] < 0.8f * t.est[0];
     if (t.exploring) {
         // An exploration: if it changed nothing, explore less often.
         t.exploring = 0;
