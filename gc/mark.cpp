@@ -460,10 +460,12 @@ static GA_INLINE void scan_uniform_fields(Gcw& w, MSpan* s, const TypeInfo* u, s
 // nothing pointer-like after them (MSpan::scan_dense: a tree node, a pair, a
 // list cell, gc_latency's 64-byte object): n words, one after the other, with
 // no mask to walk.
-template <class K>
+// kPair: two fields are worth a test of their own (drain's direct loop,
+// where trees are; elsewhere the test only costs).
+template <class K, bool kPair = false>
 static GA_INLINE void scan_dense_fields(K& w, MSpan* s, std::uintptr_t from, unsigned n) {
     const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(from);
-    if (n == 2) {
+    if (kPair && n == 2) {
         // Two fields (a tree node, a pair): both loads first, no loop.
         const std::uintptr_t v0 = load_program_word(f), v1 = load_program_word(f + 1);
         if (v0 != 0) shade_field(w, v0, s);
@@ -794,21 +796,29 @@ static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
                 credited = done;
             }
         }
-        WorkEntry x;
+        // Work done, and the credit it earns, is scan work only (Go's
+        // heapScanWork): the unit the pacer's assist ratio is in. (It was
+        // scan work + 16 bytes an object: twice the scan work of a 16-byte
+        // object, so assists and background credit paid twice over for
+        // small objects and the pacer's bound on allocation while marking
+        // was half as tight as computed.) Each mode has a loop of its own
+        // until the next poll, so neither tests the mode at every object.
         if (direct) {
-            // Without the FIFO (what is left in it first).
+            // Without the FIFO: what is left in it first, then in the order
+            // the buffer gives, its cursor in registers; objects of dense
+            // spans (a tree's nodes) scanned inline.
             if (n != 0) {
-                x = ring[head];
+                const WorkEntry x = ring[head];
                 head = (head + 1) % kPrefetch;
                 n--;
-                goto scan;
+                const std::int64_t sw = scanobject<kCheck>(w, x.obj, x.span);
+                done += sw;
+                ticks += sw + 16;
+                continue;
             }
-            // Until the next poll, a loop with nothing else in it, its
-            // buffer cursor in registers; objects of dense spans (a tree's
-            // nodes) scanned inline.
             LocalCursor c(w);
             while (ticks < next) {
-                x = c.tryget();
+                const WorkEntry x = c.tryget();
                 if (x.obj == 0) {
                     c.out();
                     goto out;
@@ -816,7 +826,7 @@ static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
                 MSpan* s = x.span;
                 std::int64_t sw;
                 if (unsigned nf = dense_fields(s)) {
-                    scan_dense_fields(c, s, x.obj, nf);
+                    scan_dense_fields<LocalCursor, true>(c, s, x.obj, nf);
                     sw = static_cast<std::int64_t>(s->elemsize);
                 } else {
                     c.out();
@@ -829,43 +839,37 @@ static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
             c.out();
             continue;
         }
-        {
-        WorkEntry e = w.tryget();
-        if (e.obj != 0) {
-            // Non-temporal: the object's line is read once, a few objects
-            // from now, and should not push span records and bitmap words
-            // (which the next objects reuse) out of the outer caches.
-            // gc_mark lists of 0.5-1 GiB: 4-9% less time an object; tree,
-            // binary_trees and gc_latency unchanged (bench/results/ab.md).
-            // The span record's first line (size class, uniform type,
-            // bounds, gcmarkBits: what scanobject and the shading of the
-            // object's children read first) is wanted as soon.
-            __builtin_prefetch(reinterpret_cast<const void*>(e.obj), 0, 0);
-            __builtin_prefetch(e.span);
-            if (n < kPrefetch) {
-                ring[(head + n++) % kPrefetch] = e;
-                continue;
+        while (ticks < next) {
+            const WorkEntry e = w.tryget();
+            WorkEntry x;
+            if (e.obj != 0) {
+                // Non-temporal: the object's line is read once, a few objects
+                // from now, and should not push span records and bitmap words
+                // (which the next objects reuse) out of the outer caches.
+                // gc_mark lists of 0.5-1 GiB: 4-9% less time an object; tree,
+                // binary_trees and gc_latency unchanged (bench/results/ab.md).
+                // The span record's first line (size class, uniform type,
+                // bounds, gcmarkBits: what scanobject and the shading of the
+                // object's children read first) is wanted as soon.
+                __builtin_prefetch(reinterpret_cast<const void*>(e.obj), 0, 0);
+                __builtin_prefetch(e.span);
+                if (n < kPrefetch) {
+                    ring[(head + n++) % kPrefetch] = e;
+                    continue;
+                }
+                x = ring[head];
+                ring[head] = e;
+                head = (head + 1) % kPrefetch;
+            } else {
+                if (n == 0) goto out;
+                x = ring[head];
+                head = (head + 1) % kPrefetch;
+                n--;
             }
-            x = ring[head];
-            ring[head] = e;
-            head = (head + 1) % kPrefetch;
-        } else {
-            if (n == 0) break;
-            x = ring[head];
-            head = (head + 1) % kPrefetch;
-            n--;
+            const std::int64_t sw = scanobject<kCheck>(w, x.obj, x.span);
+            done += sw;
+            ticks += sw + 16;
         }
-        }
-    scan:
-        // Work done, and the credit it earns, is scan work only (Go's
-        // heapScanWork): the unit the pacer's assist ratio is in. (It was
-        // scan work + 16 bytes an object: twice the scan work of a 16-byte
-        // object, so assists and background credit paid twice over for
-        // small objects and the pacer's bound on allocation while marking
-        // was half as tight as computed.)
-        std::int64_t sw = scanobject<kCheck>(w, x.obj, x.span);
-        done += sw;
-        ticks += sw + 16;
     }
 out:
     // Objects still in the FIFO are grey: back to the work buffer.
