@@ -144,6 +144,12 @@ const Options& options() {
             else bad_value("GOALLOC_GC_HUGEPAGES", v, "want 0, 1 or auto");
         }
         g_options.gcbgsweep = int_option("GOALLOC_GC_BG_SWEEP", 1) != 0;
+        if (const char* v = env("GOALLOC_GC_MARK_PREFETCH")) {
+            if (std::strcmp(v, "auto") == 0) g_options.gcmarkprefetch = 0;
+            else if (std::strcmp(v, "fifo") == 0) g_options.gcmarkprefetch = 1;
+            else if (std::strcmp(v, "direct") == 0) g_options.gcmarkprefetch = 2;
+            else bad_value("GOALLOC_GC_MARK_PREFETCH", v, "want auto, fifo or direct");
+        }
         if (const char* v = env("GOALLOC_GC_TRIGGER_MIN")) {
             std::uint64_t x;
             if (parse_size(v, &x) && x >= 50 && x <= 95) g_options.gctriggermin = static_cast<int>(x);

@@ -38,6 +38,9 @@ struct Options {
     int gctriggermin = 70;                    // GOALLOC_GC_TRIGGER_MIN: the pacer's lower bound on the
                                               // trigger, in percent of the way from the marked heap to
                                               // the goal (50-95; 70 is Go's, 45/64)
+    int gcmarkprefetch = 0;                   // GOALLOC_GC_MARK_PREFETCH: 0 = auto (each marker times
+                                              // both ways, gc/mark.cpp), 1 = always through the
+                                              // prefetch FIFO, 2 = never (a diagnostic, and tests)
     int gcpoison = -1;                        // GOALLOC_GC_POISON: 1 = fill swept objects with 0xdb
                                               // (-1: on at GOALLOC_DEBUG_LEVEL >= 2)
 };

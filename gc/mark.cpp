@@ -25,6 +25,7 @@
 #include <cstring>
 
 #include "gcinternal.h"
+#include "options.h"
 
 namespace goalloc::gc {
 
@@ -766,12 +767,15 @@ static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
     WorkEntry ring[kPrefetch];
     unsigned head = 0, n = 0;
     PrefetchTuner& tune = tls_tuner;
-    bool direct = !kCheck && tune.direct;  // (the checkmark pass keeps the FIFO and its own timing out)
+    // GOALLOC_GC_MARK_PREFETCH: 0 auto, 1 FIFO, 2 direct. (The checkmark
+    // pass keeps the FIFO, and its own timing out of the estimates.)
+    const int pin = kCheck ? 1 : options().gcmarkprefetch;
+    bool direct = pin == 2 || (pin == 0 && tune.direct);
     std::int64_t win0 = -tune.win_ticks;  // ticks at which the current window began
     if (!kCheck) tune.seg_t0 = nanotime();
     for (;;) {
         if (ticks >= next) {
-            if (!kCheck && ticks - win0 >= kTuneWindow) {
+            if (pin == 0 && ticks - win0 >= kTuneWindow) {
                 const std::uint64_t now = nanotime();
                 direct = prefetch_tuner_next(tune, tune.win_ns + (now - tune.seg_t0), ticks - win0);
                 tune.direct = direct;

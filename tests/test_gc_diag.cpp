@@ -461,6 +461,23 @@ TEST(GcDiag, TriggerStaysWithinItsBounds) {
     }
 }
 
+// GOALLOC_GC_MARK_PREFETCH pins how markers take grey objects (auto, fifo,
+// direct); a value it does not know is reported and ignored. Collections
+// run in each. (That each way marks correctly is the torture test's,
+// under the checkmark: gc_torture_mark_fifo and gc_torture_mark_direct.)
+TEST(GcDiag, MarkPrefetchSettingIsParsed) {
+    for (const char* v : {"auto", "fifo", "direct", "sideways"}) {
+        const std::string set = std::string("GOALLOC_GC_MARK_PREFETCH=") + v;
+        ChildResult r = RunChild({GC_TEST_CHILD, "cycles", "3"}, {set}, kUnset);
+        ASSERT_TRUE(r.exited && r.status == 0) << set << ": " << Describe(r);
+        unsigned numgc = 0, forced = 0;
+        ASSERT_EQ(std::sscanf(r.out.c_str(), "numgc %u forced %u", &numgc, &forced), 2) << r.out;
+        EXPECT_GE(forced, 3u) << set;
+        const bool warned = r.err.find("goalloc: ignoring GOALLOC_GC_MARK_PREFETCH=") != std::string::npos;
+        EXPECT_EQ(warned, std::string(v) == "sideways") << set << ": " << r.err;
+    }
+}
+
 // The trigger comes from Go's runway (what the mutator allocates while a mark
 // runs at 25% CPU, from the cons/mark estimate), not from the lower bound
 // alone: a program that allocates slowly while a short mark runs gets a small
