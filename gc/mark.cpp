@@ -620,6 +620,19 @@ static void snapshot_stack(GcThread* t, std::uintptr_t sp) {
     if (c == nullptr) return;
     copy_program_words(c, reinterpret_cast<const std::uintptr_t*>(sp & ~std::uintptr_t{7}), n);
     std::memcpy(c + n, t->regs, 24 * 8);
+    // Keep only the words that point into an allocated object now, just
+    // before the real scan resolves the same words (which may find more:
+    // objects allocated in between; never fewer, as nothing is freed while
+    // marking). A stale word at a free slot is no root; kept, the checkmark
+    // would resolve it at termination, and a slot another thread allocated
+    // white meanwhile (before its own mark-start handshake) and dropped
+    // would look like an unmarked root (bench/results/NOTES.md, seventeenth
+    // pass).
+    for (std::size_t i = 0; i < n + 24; i++) {
+        MSpan* s;
+        std::uint32_t idx;
+        if (!maybe_heap(c[i]) || find_object_at<false>(c[i], &s, &idx) == 0) c[i] = 0;
+    }
     t->ck_copy = c;
     t->ck_words = n + 24;
 }
