@@ -532,13 +532,14 @@ static GA_NOINLINE std::int64_t scan_large(Gcw& w, std::uintptr_t b, MSpan* s) {
     return static_cast<std::int64_t>(q - b);
 }
 
-// Pointer fields of span s's objects if they are dense (MSpan::scan_dense:
-// a uniform span whose type's Ptr<> fields come first and alone), else 0.
-static GA_INLINE unsigned dense_fields(MSpan* s) {
-    if (s->sizeclass == 0 || uniform_type(s) == nullptr) return 0;
+// For an object of small span s: its uniform type (*u; nullptr: a mixed
+// span, scanned through its heap bits) and, if that type's Ptr<> fields come
+// first and alone (MSpan::scan_dense), how many; else 0.
+static GA_INLINE unsigned dense_fields(const MSpan* s, const TypeInfo** u) {
+    *u = uniform_type(s);
     // scan_dense is read after uniform (acquire), which the allocating
     // thread published after it (heap.cpp, type_switch).
-    return s->scan_dense.load(std::memory_order_relaxed);
+    return *u != nullptr ? s->scan_dense.load(std::memory_order_relaxed) : 0;
 }
 
 // Scan one queued entry of span s: an object start, or a large object's
@@ -548,13 +549,11 @@ template <bool kCheck>
 static GA_INLINE std::int64_t scanobject(Gcw& w, std::uintptr_t b, MSpan* s) {
     if (s->sizeclass != 0) {
         std::int64_t es = static_cast<std::int64_t>(s->elemsize);
-        if (const TypeInfo* u = uniform_type(s)) {
-            // scan_dense is read after uniform (acquire), which the
-            // allocating thread published after it (heap.cpp, type_switch).
-            unsigned n = kCheck ? 0 : s->scan_dense.load(std::memory_order_relaxed);
-            if (GA_LIKELY(n != 0)) scan_dense_fields(w, s, b, n);
-            else scan_uniform_fields<kCheck>(w, s, u, b);
-        } else scan_range_bits(w, s, b, b + es);
+        const TypeInfo* u;
+        const unsigned n = dense_fields(s, &u);
+        if (!kCheck && GA_LIKELY(n != 0)) scan_dense_fields(w, s, b, n);
+        else if (u != nullptr) scan_uniform_fields<kCheck>(w, s, u, b);
+        else scan_range_bits(w, s, b, b + es);
         return es;
     }
     return scan_large(w, b, s);
@@ -785,7 +784,7 @@ static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
     const int pin = kCheck ? 1 : options().gcmarkprefetch;
     bool direct = pin == 2 || (pin == 0 && tune.direct);
     std::int64_t win0 = -tune.win_ticks;  // ticks at which the current window began
-    if (!kCheck) tune.seg_t0 = nanotime();
+    if (pin == 0) tune.seg_t0 = nanotime();
     for (;;) {
         if (ticks >= next) {
             if (pin == 0 && ticks - win0 >= kTuneWindow) {
@@ -842,7 +841,8 @@ static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
                 }
                 MSpan* s = x.span;
                 std::int64_t sw;
-                if (unsigned nf = dense_fields(s)) {
+                const TypeInfo* u;
+                if (unsigned nf = s->sizeclass != 0 ? dense_fields(s, &u) : 0) {
                     scan_dense_fields<LocalCursor, true>(c, s, x.obj, nf);
                     sw = static_cast<std::int64_t>(s->elemsize);
                 } else {
@@ -892,7 +892,7 @@ out:
     // Objects still in the FIFO are grey: back to the work buffer.
     for (; n != 0; n--, head = (head + 1) % kPrefetch) w.put(ring[head].obj, ring[head].span);
     // The window goes on in this thread's next drain.
-    if (!kCheck) {
+    if (pin == 0) {
         tune.win_ns += nanotime() - tune.seg_t0;
         tune.win_ticks = ticks - win0;
     }
