@@ -186,6 +186,7 @@ struct GcThread {
     // cycle's first stop (collector, world stopped; freed at unregister).
     std::uintptr_t* ck_copy = nullptr;
     std::size_t ck_words = 0;
+    std::uintptr_t ck_sp = 0;  // the stack address ck_copy[0] was copied from
     bool exiting = false;
     // A heap growth this thread made with huge pages on, to fault in outside
     // mheap.lock as a blocking call (heap.cpp, populate_growth; owner only).

@@ -140,6 +140,9 @@ struct Gcw {
     // Checkmark diagnostics: where the pointer being shaded was found.
     const char* src = "";
     std::uintptr_t src_addr = 0;
+    // A stack scanned from checkmark's copy: src_addr + src_shift is the
+    // word's address on the stack, [src_lo, src_hi) the thread's stack.
+    std::uintptr_t src_shift = 0, src_lo = 0, src_hi = 0;
 
     // The interface shade_field and scan_dense_fields share with drain's
     // LocalCursor: the Gcw itself, and around a call that uses it, nothing
@@ -249,11 +252,13 @@ struct LocalCursor {
     }
 };
 
-[[noreturn]] static void checkmark_fail(std::uintptr_t obj, MSpan* s, const char* src, std::uintptr_t at) {
+[[noreturn]] static void checkmark_fail(std::uintptr_t obj, MSpan* s, const Gcw& w) {
     Msg m;
     m.s("goalloc: fatal error: checkmark found unmarked reachable object ").hex(obj).s(" (span ")
         .hex(s->base).s(", ").dec(s->elemsize).s("-byte objects, ").s(s->heapBits ? "scan" : "noscan")
-        .s("), referenced from ").s(src).s(" at ").hex(at).s("\n");
+        .s("), referenced from ").s(w.src).s(" at ").hex(w.src_addr + w.src_shift);
+    if (w.src_hi != 0) m.s(" (the thread's stack ").hex(w.src_lo).s("-").hex(w.src_hi).s(")");
+    m.s("\n");
     m.fatal();
 }
 
@@ -304,7 +309,7 @@ static GA_INLINE bool shade(Gcw& w, std::uintptr_t p) {
         }
         if (s->checkmarkBits[idx >> 6] & bit) return false;
         s->checkmarkBits[idx >> 6] |= bit;
-        if (!(s->gcmarkBits[idx >> 6].load(std::memory_order_relaxed) & bit)) checkmark_fail(obj, s, w.src, w.src_addr);
+        if (!(s->gcmarkBits[idx >> 6].load(std::memory_order_relaxed) & bit)) checkmark_fail(obj, s, w);
         if (s->heapBits != nullptr) w.put(obj, s);
         return true;
     }
@@ -618,6 +623,7 @@ static void snapshot_stack(GcThread* t, std::uintptr_t sp) {
     auto* c = static_cast<std::uintptr_t*>(sys::alloc(((n + 24) * 8 + 4095) & ~std::size_t{4095}));
     if (c == nullptr) return;
     copy_program_words(c, reinterpret_cast<const std::uintptr_t*>(sp & ~std::uintptr_t{7}), n);
+    t->ck_sp = sp & ~std::uintptr_t{7};
     std::memcpy(c + n, t->regs, 24 * 8);
     // Keep only the words that point into an allocated object now, just
     // before the real scan resolves the same words (which may find more:
@@ -643,10 +649,23 @@ static void scan_thread_stack(GcThread* t, void* arg) {
         // a conservative scan of the stacks now would also see pointers
         // computed since (one past the end of an object, a dead register),
         // which may point at garbage that was rightly left unmarked.
-        w.src = "a thread stack (as of the cycle's first stop)";
-        if (t->ck_copy != nullptr)
-            scan_conservative_w(w, reinterpret_cast<std::uintptr_t>(t->ck_copy),
-                                reinterpret_cast<std::uintptr_t>(t->ck_copy + t->ck_words));
+        if (t->ck_copy != nullptr) {
+            // The copy is [stack words | 24 saved registers]; a failure
+            // names the word's place on the stack, not in the copy.
+            auto c = reinterpret_cast<std::uintptr_t>(t->ck_copy);
+            std::size_t n = t->ck_words - 24;
+            w.src = "a thread stack (as of the cycle's first stop)";
+            w.src_shift = t->ck_sp - c;
+            w.src_lo = t->stack_lo;
+            w.src_hi = t->stack_hi;
+            scan_conservative_w(w, c, c + n * 8);
+            w.src = "a thread's saved registers (as of the cycle's first stop; 'at' is the slot's byte "
+                    "offset, 0xb8 the tiny block)";
+            w.src_shift = 0 - (c + n * 8);
+            scan_conservative_w(w, c + n * 8, c + t->ck_words * 8);
+            w.src_shift = 0;
+            w.src_lo = w.src_hi = 0;
+        }
         return;
     }
     std::uintptr_t sp = t->saved_sp.load(std::memory_order_relaxed);
