@@ -109,9 +109,6 @@ inline bool stop_pending() {
 GA_NO_TSAN std::uintptr_t load_program_word(const std::uintptr_t* p) {
     return *static_cast<const volatile std::uintptr_t*>(p);
 }
-GA_NO_TSAN void copy_program_words(std::uintptr_t* dst, const std::uintptr_t* src, std::size_t n) {
-    for (std::size_t i = 0; i < n; i++) dst[i] = static_cast<const volatile std::uintptr_t*>(src)[i];
-}
 GA_NO_TSAN void fill_program_memory(std::uintptr_t p, std::size_t n, unsigned char byte) {
     std::uint64_t v = 0x0101010101010101ull * byte;
     auto* q = reinterpret_cast<volatile std::uint64_t*>(p);
@@ -182,11 +179,13 @@ struct GcThread {
     std::uint8_t stop_how = 0;
     std::uint64_t stop_ack_ns = 0;
     bool wake_on_start = false;               // threads lock: claimed by this stop, to be woken
-    // Checkmark mode: this thread's stack and registers as scanned at the
-    // cycle's first stop (collector, world stopped; freed at unregister).
+    // Checkmark mode: the words of this thread's stack and registers that
+    // the cycle's first stop resolved to objects, 0 elsewhere (written by
+    // that scan, read by checkmark_run with the world stopped; freed at
+    // unregister).
     std::uintptr_t* ck_copy = nullptr;
     std::size_t ck_words = 0;
-    std::uintptr_t ck_sp = 0;  // the stack address ck_copy[0] was copied from
+    std::uintptr_t ck_sp = 0;  // the stack address ck_copy[0] was read from
     bool exiting = false;
     // A heap growth this thread made with huge pages on, to fault in outside
     // mheap.lock as a blocking call (heap.cpp, populate_growth; owner only).

@@ -608,38 +608,57 @@ void scan_object_contents(std::uintptr_t obj) {
 }
 
 
-// Checkmark mode: keep a copy of what the first stop scanned (see checkmark_run).
-// (From the OS, not ga_malloc: a thread may take this copy of its own stack in
-// the suspend signal's handler, which may have interrupted ga_malloc.)
+// Checkmark mode: the record of what the first stop's stack scan resolved
+// (scan_stack_for_checkmark; checkmark_run). From the OS, not ga_malloc: a
+// thread may make it in the suspend signal's handler, which may have
+// interrupted ga_malloc.
 void free_stack_copy(GcThread* t) {
     if (t->ck_copy != nullptr) sys::free_metadata(t->ck_copy, (t->ck_words * 8 + 4095) & ~std::size_t{4095});
     t->ck_copy = nullptr;
     t->ck_words = 0;
 }
 
-static void snapshot_stack(GcThread* t, std::uintptr_t sp) {
-    free_stack_copy(t);
-    std::size_t n = (t->stack_hi - (sp & ~std::uintptr_t{7})) / 8;
-    auto* c = static_cast<std::uintptr_t*>(sys::alloc(((n + 24) * 8 + 4095) & ~std::size_t{4095}));
-    if (c == nullptr) return;
-    copy_program_words(c, reinterpret_cast<const std::uintptr_t*>(sp & ~std::uintptr_t{7}), n);
-    t->ck_sp = sp & ~std::uintptr_t{7};
-    std::memcpy(c + n, t->regs, 24 * 8);
-    // Keep only the words that point into an allocated object now, just
-    // before the real scan resolves the same words (which may find more:
-    // objects allocated in between; never fewer, as nothing is freed while
-    // marking). A stale word at a free slot is no root; kept, the checkmark
-    // would resolve it at termination, and a slot another thread allocated
-    // white meanwhile (before its own mark-start handshake) and dropped
-    // would look like an unmarked root (bench/results/NOTES.md, seventeenth
-    // pass).
-    for (std::size_t i = 0; i < n + 24; i++) {
+// Checkmark mode: scan [lo, hi) as scan_conservative_w does, and record in
+// rec[] each word that resolved to an allocated object (0 elsewhere). The
+// checkmark traces from the words this scan resolved, as read by this scan:
+// a copy taken apart from the scan would let two things differ — a word the
+// scan's own frames change in between, and a stale word at a free slot that
+// another thread allocated white meanwhile (before its own mark-start
+// handshake) and dropped, which the checkmark would resolve at termination
+// and take for an unmarked root (bench/results/NOTES.md, seventeenth and
+// eighteenth passes).
+static void scan_recording(Gcw& w, std::uintptr_t lo, std::uintptr_t hi, std::uintptr_t* rec) {
+    for (std::uintptr_t a = lo; a + 8 <= hi; a += 8, rec++) {
+        std::uintptr_t v = load_program_word(reinterpret_cast<std::uintptr_t*>(a));
         MSpan* s;
         std::uint32_t idx;
-        if (!maybe_heap(c[i]) || find_object_at<false>(c[i], &s, &idx) == 0) c[i] = 0;
+        bool obj = maybe_heap(v) && find_object_at<false>(v, &s, &idx) != 0;
+        *rec = obj ? v : 0;
+        if (obj) shade(w, v);
     }
+    w.scan_work += static_cast<std::int64_t>(hi - lo);
+}
+
+// The first stop's scan of t's stack from sp and its saved registers, with
+// the checkmark's record of it: ck_copy = [stack words | 24 registers].
+static void scan_stack_for_checkmark(Gcw& w, GcThread* t, std::uintptr_t sp) {
+    free_stack_copy(t);
+    sp &= ~std::uintptr_t{7};
+    const std::size_t n = (t->stack_hi - sp) / 8;
+    auto* c = static_cast<std::uintptr_t*>(sys::alloc(((n + 24) * 8 + 4095) & ~std::size_t{4095}));
+    auto regs = reinterpret_cast<std::uintptr_t>(&t->regs[0]);
+    if (c == nullptr) {  // no record: the checkmark traces less from this thread
+        scan_conservative_w(w, sp, t->stack_hi);
+        scan_conservative_w(w, regs, regs + 24 * 8);
+        return;
+    }
+    w.src = "a thread stack";
+    scan_recording(w, sp, sp + n * 8, c);
+    w.src = "a thread's saved registers";
+    scan_recording(w, regs, regs + 24 * 8, c + n);
     t->ck_copy = c;
     t->ck_words = n + 24;
+    t->ck_sp = sp;
 }
 
 static void scan_thread_stack(GcThread* t, void* arg) {
@@ -676,12 +695,15 @@ static void scan_thread_stack(GcThread* t, void* arg) {
         sp = reinterpret_cast<std::uintptr_t>(&here);
         if (sp < t->stack_lo || sp > t->stack_hi) return;
     }
-    if (checkmark_enabled()) snapshot_stack(t, sp);
-    w.src = "a thread stack";
-    scan_conservative_w(w, sp, t->stack_hi);
-    w.src = "a thread's saved registers";
-    scan_conservative_w(w, reinterpret_cast<std::uintptr_t>(&t->regs[0]),
-                        reinterpret_cast<std::uintptr_t>(&t->regs[24]));
+    if (checkmark_enabled()) {
+        scan_stack_for_checkmark(w, t, sp);
+    } else {
+        w.src = "a thread stack";
+        scan_conservative_w(w, sp, t->stack_hi);
+        w.src = "a thread's saved registers";
+        scan_conservative_w(w, reinterpret_cast<std::uintptr_t>(&t->regs[0]),
+                            reinterpret_cast<std::uintptr_t>(&t->regs[24]));
+    }
     // The current tiny block: later tiny allocations into it are not black.
     if (t->tiny != 0) shade(w, t->tiny);
     // (Checkmark: the copy's last register slot, unused by the kernel, keeps the tiny block.)
