@@ -68,6 +68,13 @@
 //                            (TriggerBound)
 //   gc_test_child spinner N  N collections while a second registered thread
 //                            spins without polling; prints "spinner cycles N"
+//   gc_test_child ckrecord   (run with GODEBUG=gccheckmark=1, GOGC=off) puts on
+//                            its stack a live object's address, a free slot's
+//                            (inside a span in use), an interior word of that
+//                            slot and a non-heap value, runs a cycle, and
+//                            checks what the first stop's scan recorded for
+//                            the checkmark: the live address, 0 for the rest;
+//                            prints "ok" or what differs
 //   gc_test_child hide       hides a reachable object from the collector by
 //                            moving the only pointer to it, without the write
 //                            barrier, into a black object during marking (a
@@ -190,6 +197,66 @@ __attribute__((noinline)) bool HiddenSurvived(gc::Root<Node>& a_root) {
     void* b;
     std::memcpy(&b, static_cast<void*>(&a_root->f), sizeof b);
     return b != nullptr && gc::base_of(b) == b && static_cast<Node*>(b)->v == kMagic;
+}
+
+// Objects 2i are kept (so their spans stay in use), objects 2i+1 dropped:
+// after two cycles their slots are free. Returns one free slot, hidden.
+__attribute__((noinline)) Hidden MakeFreeSlot(gc::Root<Node>* keep, std::size_t n) {
+    std::vector<Hidden> dropped;
+    for (std::size_t i = 0; i < n; i++) {
+        keep[i] = gc::make<Node>();
+        dropped.emplace_back(gc::make<Node>());
+    }
+    ScrubStack();
+    gc::collect();
+    gc::collect();
+    for (const Hidden& h : dropped)
+        if (gc::base_of(h.get()) == nullptr && gc::base_of(keep[0].get()) == keep[0].get()) return h;
+    return Hidden();
+}
+
+int CheckmarkRecord() {
+    constexpr std::size_t kKeep = 64;
+    auto* keep = new gc::Root<Node>[kKeep];
+    Hidden free_h = MakeFreeSlot(keep, kKeep);
+    if (free_h.null()) {
+        std::printf("inconclusive (no free slot: every dropped object still allocated)\n");
+        return 0;
+    }
+    static int not_heap = 0;
+    auto f = reinterpret_cast<std::uintptr_t>(free_h.get());
+    volatile std::uintptr_t words[4] = {reinterpret_cast<std::uintptr_t>(keep[0].get()), f, f + 8,
+                                        reinterpret_cast<std::uintptr_t>(&not_heap)};
+    gc::collect();
+    gc::GcThread* t = gc::tls_gc_thread;
+    if (t == nullptr || t->ck_copy == nullptr) {
+        std::printf("no record of this thread's stack (checkmark mode off?)\n");
+        return 1;
+    }
+    const std::uintptr_t want[4] = {words[0], 0, 0, 0};
+    const char* what[4] = {"a live object", "a free slot", "a free slot's interior", "a non-heap value"};
+    int bad = 0;
+    for (int i = 0; i < 4; i++) {
+        auto a = reinterpret_cast<std::uintptr_t>(&words[i]);
+        std::size_t idx = (a - t->ck_sp) / 8;
+        if (a < t->ck_sp || idx >= t->ck_words - 24) {
+            std::printf("word %d (%s) at %#lx is outside the record [%#lx, +%zu words)\n", i, what[i],
+                        static_cast<unsigned long>(a), static_cast<unsigned long>(t->ck_sp), t->ck_words - 24);
+            bad = 1;
+            continue;
+        }
+        if (t->ck_copy[idx] != want[i]) {
+            std::printf("word %d (%s): recorded %#lx, want %#lx\n", i, what[i],
+                        static_cast<unsigned long>(t->ck_copy[idx]), static_cast<unsigned long>(want[i]));
+            bad = 1;
+        }
+    }
+    if (gc::base_of(free_h.get()) != nullptr) {
+        std::printf("the free slot was allocated meanwhile: inconclusive\n");
+        return 0;
+    }
+    if (!bad) std::printf("ok\n");
+    return bad;
 }
 
 int Hide() {
@@ -705,6 +772,7 @@ int main(int argc, char** argv) {
         return Cycles(std::atoi(argv[2]));
     }
     if (mode == "hide") return Hide();
+    if (mode == "ckrecord") return CheckmarkRecord();
     if (mode == "vmflags") return VmFlags(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 && std::string(argv[3]) == "record");
     if (mode == "resident") return Resident(argc > 2 && std::string(argv[2]) == "scan");
     if (mode == "reclaim") return Reclaim();
