@@ -577,11 +577,19 @@ static thread_local Gcw grey_batch;
 void grey_batched(std::uintptr_t p) { shade(grey_batch, p); }
 void grey_flush() { grey_batch.flush(); }
 
-void scan_conservative_w(Gcw& w, std::uintptr_t lo, std::uintptr_t hi) {
+// rec (the checkmark's record of a stack, else nullptr): gets, word for
+// word, each word that resolved to an allocated object, 0 elsewhere
+// (stack_record).
+void scan_conservative_w(Gcw& w, std::uintptr_t lo, std::uintptr_t hi, std::uintptr_t* rec = nullptr) {
     lo = (lo + 7) & ~std::uintptr_t{7};
     for (std::uintptr_t a = lo; a + 8 <= hi; a += 8) {
         std::uintptr_t v = load_program_word(reinterpret_cast<std::uintptr_t*>(a));
         if (GA_UNLIKELY(w.check)) w.src_addr = a;
+        if (GA_UNLIKELY(rec != nullptr)) {
+            MSpan* s;
+            std::uint32_t idx;
+            *rec++ = maybe_heap(v) && find_object_at<false>(v, &s, &idx) != 0 ? v : 0;
+        }
         if (maybe_heap(v)) shade(w, v);
     }
     w.scan_work += static_cast<std::int64_t>(hi - lo);
@@ -609,7 +617,7 @@ void scan_object_contents(std::uintptr_t obj) {
 
 
 // Checkmark mode: the record of what the first stop's stack scan resolved
-// (scan_stack_for_checkmark; checkmark_run). From the OS, not ga_malloc: a
+// (stack_record; checkmark_run). From the OS, not ga_malloc: a
 // thread may make it in the suspend signal's handler, which may have
 // interrupted ga_malloc.
 void free_stack_copy(GcThread* t) {
@@ -618,47 +626,26 @@ void free_stack_copy(GcThread* t) {
     t->ck_words = 0;
 }
 
-// Checkmark mode: scan [lo, hi) as scan_conservative_w does, and record in
-// rec[] each word that resolved to an allocated object (0 elsewhere). The
-// checkmark traces from the words this scan resolved, as read by this scan:
-// a copy taken apart from the scan would let two things differ — a word the
-// scan's own frames change in between, and a stale word at a free slot that
-// another thread allocated white meanwhile (before its own mark-start
-// handshake) and dropped, which the checkmark would resolve at termination
-// and take for an unmarked root (bench/results/NOTES.md, seventeenth and
-// eighteenth passes).
-static void scan_recording(Gcw& w, std::uintptr_t lo, std::uintptr_t hi, std::uintptr_t* rec) {
-    for (std::uintptr_t a = lo; a + 8 <= hi; a += 8, rec++) {
-        std::uintptr_t v = load_program_word(reinterpret_cast<std::uintptr_t*>(a));
-        MSpan* s;
-        std::uint32_t idx;
-        bool obj = maybe_heap(v) && find_object_at<false>(v, &s, &idx) != 0;
-        *rec = obj ? v : 0;
-        if (obj) shade(w, v);
-    }
-    w.scan_work += static_cast<std::int64_t>(hi - lo);
-}
-
-// The first stop's scan of t's stack from sp and its saved registers, with
-// the checkmark's record of it: ck_copy = [stack words | 24 registers].
-static void scan_stack_for_checkmark(Gcw& w, GcThread* t, std::uintptr_t sp) {
+// Checkmark mode: a record for the first stop's scan of t's stack from sp
+// (8-aligned) and of its saved registers to fill as it reads them:
+// ck_copy = [stack words | 24 registers]; nullptr if there is no memory
+// (the checkmark then traces less from this thread). The checkmark traces
+// from the words this scan resolved, as this scan read them: a copy taken
+// apart from the scan would let two things differ — a word the scan's own
+// frames change in between, and a stale word at a free slot that another
+// thread allocated white meanwhile (before its own mark-start handshake)
+// and dropped, which the checkmark would resolve at termination and take
+// for an unmarked root (bench/results/NOTES.md, seventeenth and eighteenth
+// passes; test GcDiag.CheckmarkRecordsOnlyResolvedStackWords).
+static std::uintptr_t* stack_record(GcThread* t, std::uintptr_t sp) {
     free_stack_copy(t);
-    sp &= ~std::uintptr_t{7};
     const std::size_t n = (t->stack_hi - sp) / 8;
     auto* c = static_cast<std::uintptr_t*>(sys::alloc(((n + 24) * 8 + 4095) & ~std::size_t{4095}));
-    auto regs = reinterpret_cast<std::uintptr_t>(&t->regs[0]);
-    if (c == nullptr) {  // no record: the checkmark traces less from this thread
-        scan_conservative_w(w, sp, t->stack_hi);
-        scan_conservative_w(w, regs, regs + 24 * 8);
-        return;
-    }
-    w.src = "a thread stack";
-    scan_recording(w, sp, sp + n * 8, c);
-    w.src = "a thread's saved registers";
-    scan_recording(w, regs, regs + 24 * 8, c + n);
+    if (c == nullptr) return nullptr;
     t->ck_copy = c;
     t->ck_words = n + 24;
     t->ck_sp = sp;
+    return c;
 }
 
 static void scan_thread_stack(GcThread* t, void* arg) {
@@ -669,8 +656,8 @@ static void scan_thread_stack(GcThread* t, void* arg) {
         // computed since (one past the end of an object, a dead register),
         // which may point at garbage that was rightly left unmarked.
         if (t->ck_copy != nullptr) {
-            // The copy is [stack words | 24 saved registers]; a failure
-            // names the word's place on the stack, not in the copy.
+            // The record is [stack words | 24 saved registers]; a failure
+            // names the word's place on the stack, not in the record.
             auto c = reinterpret_cast<std::uintptr_t>(t->ck_copy);
             std::size_t n = t->ck_words - 24;
             w.src = "a thread stack (as of the cycle's first stop)";
@@ -695,18 +682,16 @@ static void scan_thread_stack(GcThread* t, void* arg) {
         sp = reinterpret_cast<std::uintptr_t>(&here);
         if (sp < t->stack_lo || sp > t->stack_hi) return;
     }
-    if (checkmark_enabled()) {
-        scan_stack_for_checkmark(w, t, sp);
-    } else {
-        w.src = "a thread stack";
-        scan_conservative_w(w, sp, t->stack_hi);
-        w.src = "a thread's saved registers";
-        scan_conservative_w(w, reinterpret_cast<std::uintptr_t>(&t->regs[0]),
-                            reinterpret_cast<std::uintptr_t>(&t->regs[24]));
-    }
+    sp = (sp + 7) & ~std::uintptr_t{7};
+    std::uintptr_t* rec = checkmark_enabled() ? stack_record(t, sp) : nullptr;
+    w.src = "a thread stack";
+    scan_conservative_w(w, sp, t->stack_hi, rec);
+    w.src = "a thread's saved registers";
+    scan_conservative_w(w, reinterpret_cast<std::uintptr_t>(&t->regs[0]),
+                        reinterpret_cast<std::uintptr_t>(&t->regs[24]), rec ? rec + t->ck_words - 24 : nullptr);
     // The current tiny block: later tiny allocations into it are not black.
     if (t->tiny != 0) shade(w, t->tiny);
-    // (Checkmark: the copy's last register slot, unused by the kernel, keeps the tiny block.)
+    // (Checkmark: the record's last register slot, unused by the kernel, keeps the tiny block.)
     if (t->ck_copy != nullptr && t->ck_words >= 24 && t->tiny != 0) t->ck_copy[t->ck_words - 1] = t->tiny;
 }
 
