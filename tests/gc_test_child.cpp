@@ -210,8 +210,9 @@ __attribute__((noinline)) Hidden MakeFreeSlot(gc::Root<Node>* keep, std::size_t 
     ScrubStack();
     gc::collect();
     gc::collect();
+    if (gc::base_of(keep[0].get()) != keep[0].get()) return Hidden();  // (a kept object lost: no test)
     for (const Hidden& h : dropped)
-        if (gc::base_of(h.get()) == nullptr && gc::base_of(keep[0].get()) == keep[0].get()) return h;
+        if (gc::base_of(h.get()) == nullptr) return h;
     return Hidden();
 }
 
