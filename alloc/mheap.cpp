@@ -367,6 +367,58 @@ void MHeap::free_span(MSpan* s) {
     free_span_locked(s);
 }
 
+std::uint64_t MHeap::retained() { return sys::stats.ready.load(std::memory_order_relaxed); }
+
+std::uint64_t MHeap::inuse_bytes() {
+    LockGuard g(lock);
+    return static_cast<std::uint64_t>(mapped_bytes) - std::uint64_t{pages.free_pages()} * kPageSize;
+}
+
+std::size_t MHeap::scavenge_one(std::size_t max_bytes) {
+    std::uintptr_t base;
+    std::size_t n;
+    {
+        LockGuard g(lock);
+        const std::size_t align = hugepages ? kHugePageBytes / kPageSize : 1;
+        if (hugepages && max_bytes < kHugePageBytes) max_bytes = kHugePageBytes;
+        base = pages.take_ready_high(max_bytes / kPageSize, align, &n);
+        scav_loaned_pages += n;
+    }
+    if (base == 0) return 0;
+    // The pages are in no span and not free: nobody else touches them now.
+    sys::unused(reinterpret_cast<void*>(base), n * kPageSize);
+    {
+        LockGuard g(lock);
+        pages.free_released(base, n);
+        scav_loaned_pages -= n;
+    }
+    scavenged_bytes.fetch_add(n * kPageSize, std::memory_order_relaxed);
+    return n * kPageSize;
+}
+
+void MHeap::check_states_locked() const {
+    GA_ASSERT_LOCK_HELD(lock);
+    // scavenge_one's sys::unused moves its run from Ready to Prepared without
+    // the lock, one counter after the other: a run out on loan may be counted
+    // in either state, or (between the two updates) in neither.
+    const std::uint64_t prepared = sys::stats.prepared.load(std::memory_order_relaxed),
+                        ready = sys::stats.ready.load(std::memory_order_relaxed);
+    const std::uint64_t scav = std::uint64_t{pages.scav_pages()} * kPageSize,
+                        loan = std::uint64_t{scav_loaned_pages} * kPageSize;
+    if (prepared < scav || prepared > scav + loan) {
+        Msg m;
+        m.s("goalloc: heap validation failed: Prepared bytes ").dec(prepared).s(" but free Prepared pages hold ")
+            .dec(scav).s(" (").dec(loan).s(" out with the scavenger)\n");
+        m.fatal();
+    }
+    if (ready + prepared > mapped_bytes || ready + prepared + loan < mapped_bytes) {
+        Msg m;
+        m.s("goalloc: heap validation failed: Ready ").dec(ready).s(" + Prepared ").dec(prepared)
+            .s(" bytes but ").dec(mapped_bytes).s(" mapped\n");
+        m.fatal();
+    }
+}
+
 std::size_t MHeap::scavenge_all() {
     LockGuard g(lock);
     std::size_t n = pages.scavenge(~std::size_t{0}, [](std::uintptr_t addr, std::size_t bytes) {

@@ -34,6 +34,8 @@ namespace goalloc {
 // The largest request the heap will try (beyond it: ENOMEM at once). 2^46 bytes
 // is a quarter of the user address space; larger sizes cannot be mapped.
 inline constexpr std::size_t kMaxAlloc = std::size_t{1} << 46;
+// A transparent huge page (x86-64's PMD size).
+inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 // Heap growth step (Go: 512 pages = 4 MiB).
 inline constexpr std::size_t kHeapGrowBytes = std::size_t{4} << 20;
 
@@ -103,6 +105,30 @@ struct MHeap {
     void free_span_locked(MSpan* s);
     // Release every free Ready page to the OS. Returns bytes released.
     std::size_t scavenge_all();
+
+    // The background scavenger (Go 1.19's bgscavenge; the collector thread
+    // runs it, gc/collector.cpp). scavenge_goal: how many bytes of heap to
+    // keep Ready; free pages beyond it are released, the highest first. The
+    // collector sets it at each mark termination (Go's gcPaceScavenger);
+    // UINT64_MAX — the default, so a malloc-only process — releases nothing.
+    std::atomic<std::uint64_t> scavenge_goal{UINT64_MAX};
+    std::atomic<std::uint64_t> scavenged_bytes{0};  // released by scavenge_one, in all
+    // Heap bytes Ready: backed, or at least not released (Go's heapRetained).
+    static std::uint64_t retained();
+    // Heap bytes in spans: in use or held in the large cache (Go's HeapInuse). Takes the lock.
+    std::uint64_t inuse_bytes();
+    // One step: take the highest run of free Ready pages, up to max_bytes of
+    // it (with huge pages on: one whole, aligned, free huge page, or nothing),
+    // out of the page heap under the lock, release it without the lock
+    // (sys::unused: MADV_DONTNEED, which a fault waits for no more than for
+    // another fault), and give it back free and Prepared, so that the next
+    // span to use it starts on zero pages. Returns bytes released (0: no
+    // free Ready page).
+    std::size_t scavenge_one(std::size_t max_bytes);
+    // ga_heap_validate's check of the memory states, lock held: the heap's
+    // Prepared bytes are its free Prepared pages (plus any run scavenge_one
+    // has out, released or about to be), and Ready + Prepared is what is mapped.
+    void check_states_locked() const;
     // Ask the OS for transparent huge pages for the heap (sys::hugepage) once
     // it has mapped `from_bytes` (0: now): for what is mapped by then and for
     // every growth after. The collector sets this when it starts
@@ -155,6 +181,7 @@ private:
     bool hugepages = false;                 // lock
     std::size_t hugepages_from = SIZE_MAX;  // lock
     std::size_t mapped_bytes = 0;           // lock: bytes of arena mapped (Prepared or Ready)
+    std::size_t scav_loaned_pages = 0;      // lock: pages scavenge_one has taken and not yet given back
     std::atomic<bool> collapse_wanted{false};  // set under the lock at the switch; taken once
     std::size_t collapse_narenas = 0;       // lock: arenas mapped at the switch
     // Written by the collapsing thread (the one that took the request:

@@ -144,6 +144,7 @@ const Options& options() {
             else bad_value("GOALLOC_GC_HUGEPAGES", v, "want 0, 1 or auto");
         }
         g_options.gcbgsweep = int_option("GOALLOC_GC_BG_SWEEP", 1) != 0;
+        g_options.gcscavenge = int_option("GOALLOC_GC_SCAVENGE", 1) != 0;
         if (const char* v = env("GOALLOC_GC_MARK_PREFETCH")) {
             if (std::strcmp(v, "auto") == 0) g_options.gcmarkprefetch = 0;
             else if (std::strcmp(v, "fifo") == 0) g_options.gcmarkprefetch = 1;

@@ -30,6 +30,9 @@ struct Options {
     int gcbgsweep = 1;                        // GOALLOC_GC_BG_SWEEP: 0 = the collector thread does no
                                               // background sweeping (allocating threads' proportional
                                               // sweep and sweep termination do it all; a diagnostic)
+    int gcscavenge = 1;                       // GOALLOC_GC_SCAVENGE: 1 = the collector thread returns free
+                                              // heap pages beyond Go's retention goal to the OS between
+                                              // cycles (Go's background scavenger); 0 = it does not
     int gcprefault = 0;                       // GOALLOC_GC_PREFAULT: 1 = a background thread faults in
                                               // the pages of each heap growth before first use
     int gchugepages = -1;                     // GOALLOC_GC_HUGEPAGES: 1 = once the collector starts, the

@@ -321,6 +321,57 @@ void PageAlloc::free(std::uintptr_t base, std::size_t npages) {
     if (first_arena < hint_) hint_ = first_arena;
 }
 
+std::uintptr_t PageAlloc::take_ready_high(std::size_t max_pages, std::size_t align, std::size_t* npages) {
+    *npages = 0;
+    if (max_pages == 0 || max_pages < align) return 0;
+    for (std::size_t i = n_; i-- > 0;) {
+        HeapArena* a = arenas_[i];
+        if (a->sum.max < align) continue;  // no free page, or no free run long enough
+        auto ready_free = [a](std::size_t w) { return a->pageFree[w] & ~a->pageScav[w]; };
+        std::size_t first = kNoPos, n = 0;
+        if (align <= 1) {
+            for (std::size_t w = kArenaBitmapWords; w-- > 0 && first == kNoPos;) {
+                std::uint64_t rf = ready_free(w);
+                if (rf == 0) continue;
+                std::size_t end = w * 64 + 64 - static_cast<std::size_t>(__builtin_clzll(rf));  // past the highest
+                std::size_t pg = end - 1;
+                while (pg > 0 && end - pg < max_pages && ((ready_free((pg - 1) >> 6) >> ((pg - 1) & 63)) & 1)) pg--;
+                first = pg;
+                n = end - pg;
+            }
+        } else {
+            GA_CHECK(align % 64 == 0 && kPagesPerArena % align == 0);
+            const std::size_t bw = align / 64;
+            for (std::size_t b = kPagesPerArena / align; b-- > 0 && first == kNoPos;) {
+                bool whole = true;
+                for (std::size_t w = b * bw; w < (b + 1) * bw && whole; w++) whole = ready_free(w) == ~std::uint64_t{0};
+                if (whole) {
+                    first = b * align;
+                    n = align;
+                }
+            }
+        }
+        if (first == kNoPos) continue;
+        std::uintptr_t base = a->base + first * kPageSize;
+        std::size_t scav = 0;
+        bool needzero = false;
+        take(base, n, &scav, &needzero);
+        GA_ASSERT(scav == 0);
+        *npages = n;
+        return base;
+    }
+    return 0;
+}
+
+void PageAlloc::free_released(std::uintptr_t base, std::size_t npages) {
+    free(base, npages);
+    for_each_piece(base, npages, [](HeapArena* a, std::size_t first, std::size_t n) {
+        GA_ASSERT(bitmap_count(a->pageScav, first, n) == 0);
+        bitmap_set(a->pageScav, first, n);
+    });
+    scav_pages_ += npages;
+}
+
 void PageAlloc::validate() const {
     std::size_t nfree = 0, nscav = 0;
     for (std::size_t i = 0; i < n_; i++) {

@@ -64,6 +64,18 @@ public:
     // for each run. Returns pages released.
     template <class F>
     std::size_t scavenge(std::size_t max_pages, F release);
+    // The background scavenger's step, in two halves so that the release
+    // itself (a system call) runs without the lock, as Go's scavengeOne:
+    // take_ready_high takes the highest run of free Ready pages — at most
+    // max_pages of it, its top end — out of the free set (allocation is
+    // lowest-address first, so the highest free pages are the least likely to
+    // be wanted again soon) and returns its base, or 0 if there is none;
+    // *npages gets its length. With align > 1 (pages, a multiple of 64: a huge
+    // page's 256) only a whole aligned block of align free Ready pages is
+    // taken, so that releasing it breaks no huge page. free_released gives
+    // such a run back, free and Prepared (its memory released meanwhile).
+    std::uintptr_t take_ready_high(std::size_t max_pages, std::size_t align, std::size_t* npages);
+    void free_released(std::uintptr_t base, std::size_t npages);
 
     std::size_t free_pages() const { return free_pages_; }
     std::size_t scav_pages() const { return scav_pages_; }

@@ -5,6 +5,9 @@
 //             with the list they are in; list counts match.
 //   pages:    summaries, free/scavenged counts, nothing free beyond the mapped
 //             part (PageAlloc::validate).
+//   states:   Prepared bytes are the free Prepared pages, Ready + Prepared is
+//             what is mapped (MHeap::check_states_locked; the scavenger's run
+//             in flight allowed for).
 //   spans:    every page of an in-use span maps to it and is not free; every
 //             free page maps to nothing; a span's page count matches its class;
 //             allocBits tail bits are set; remoteBits is a subset of allocBits;
@@ -77,6 +80,7 @@ extern "C" uint64_t ga_heap_validate(void) {
     for (int c = 1; c < kNumSizeClasses; c++) check_lists(mheap.central[c]);
     LockGuard g(mheap.lock);
     mheap.pages.validate();
+    mheap.check_states_locked();
     std::uint64_t live = 0, spans = 0, cached_pages = 0;
     const MSpan* cur = nullptr;  // span covering the previous page
     std::uintptr_t cur_end = 0;

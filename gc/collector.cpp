@@ -192,6 +192,85 @@ static void compute_goal() {
     gcs.trigger.store(trigger, std::memory_order_relaxed);
 }
 
+// ---- the scavenger's goal (Go 1.19's gcPaceScavenger, mgcscavenge.go) ----
+// How much heap memory to keep Ready; the collector thread releases free
+// pages beyond it between cycles (collector_thread, scavenge_burst). Two
+// goals, the lower wins:
+// - GOGC's: the heap's pages in use at the last mark termination, scaled by
+//   how the goal moved since the cycle before (heap goals are in object bytes,
+//   RSS is in pages: the in-use figure carries the spans' fragmentation
+//   along), plus 10% (Go's retainExtraPercent) for the allocator to take
+//   without a fault;
+// - the memory limit's: all mapped Ready memory (heap and metadata, Go's
+//   mappedReady) under 95% of GOMEMLIMIT (Go's reduceExtraPercent).
+// A goal the heap already meets (within a page) is none, as in Go.
+// Written at mark termination (after the world restarts) and when GOGC or
+// the limit changes; scav_* guarded by pacer_lock.
+static std::uint64_t scav_last_inuse = 0, scav_last_goal = 0;
+
+static void pace_scavenger(bool at_mark_termination) {
+    std::uint64_t goal = gcs.goal.load(std::memory_order_relaxed);
+    std::uint64_t keep = UINT64_MAX;
+    const std::uint64_t inuse = at_mark_termination ? mheap.inuse_bytes() : 0;  // (mheap.lock ranks below pacer_lock)
+    {
+        LockGuard g(pacer_lock);
+        if (at_mark_termination) scav_last_inuse = inuse;
+        if (goal != UINT64_MAX && scav_last_goal != 0 && scav_last_goal != UINT64_MAX && scav_last_inuse != 0) {
+            double k = static_cast<double>(scav_last_inuse) * static_cast<double>(goal) /
+                       static_cast<double>(scav_last_goal);
+            k += k / 10;
+            if (k < 1e18) keep = (static_cast<std::uint64_t>(k) + kPageSize - 1) & ~std::uint64_t{kPageSize - 1};
+        }
+        if (at_mark_termination) scav_last_goal = goal;
+    }
+    const std::uint64_t retained = MHeap::retained();
+    std::int64_t lim = mem_limit.load(std::memory_order_relaxed);
+    if (lim != INT64_MAX) {
+        std::uint64_t lgoal = static_cast<std::uint64_t>(static_cast<double>(lim) * 0.95);
+        std::uint64_t meta = sys::stats.metadata.load(std::memory_order_relaxed);
+        if (retained + meta > lgoal) {
+            std::uint64_t heap_keep = lgoal > meta ? lgoal - meta : 0;
+            if (heap_keep < keep) keep = heap_keep;
+        }
+    }
+    if (retained <= keep || retained - keep < kPageSize) keep = UINT64_MAX;
+    mheap.scavenge_goal.store(keep, std::memory_order_relaxed);
+}
+
+static bool scavenge_due() {
+    if (!options().gcscavenge) return false;
+    std::uint64_t keep = mheap.scavenge_goal.load(std::memory_order_relaxed);
+    return keep != UINT64_MAX && MHeap::retained() > keep;
+}
+
+// A burst of the background scavenger (Go's scavengerState.run): 64 KiB at
+// a time (a whole huge page with huge pages on), for up to 1 ms or until the
+// goal is met or no free Ready page is left. Returns the time it took, for the
+// caller to sleep in proportion (1% of the CPUs, Go's scavengePercent), and
+// sets *more if it stopped with work left.
+static std::uint64_t scavenge_burst(bool* more) {
+    const std::uint64_t t0 = nanotime();
+    std::uint64_t now = t0;
+    *more = false;
+    while (now - t0 < 1000000) {
+        std::uint64_t keep = mheap.scavenge_goal.load(std::memory_order_relaxed), r = MHeap::retained();
+        if (keep == UINT64_MAX || r <= keep) return now - t0;
+        std::uint64_t want = r - keep < (64 << 10) ? r - keep : (64 << 10);
+        if (mheap.scavenge_one(static_cast<std::size_t>(want)) == 0) {
+            // Nothing free to release: the goal cannot be met until the heap
+            // frees pages, which the next mark termination re-paces.
+            mheap.scavenge_goal.store(UINT64_MAX, std::memory_order_relaxed);
+            return nanotime() - t0;
+        }
+        now = nanotime();
+        if (forced_requests.load(std::memory_order_relaxed) != 0 ||
+            trigger_requested.load(std::memory_order_relaxed) != 0)
+            return now - t0;
+    }
+    *more = true;
+    return now - t0;
+}
+
 static std::atomic<std::uint32_t> cycles_started{0};  // incremented in each cycle's first stop-the-world
 
 void note_heap_live_add(std::uint64_t bytes) {
@@ -1035,6 +1114,7 @@ static void run_cycle(bool forced) {
             c.body2_ns = nanotime() - t2s - c.flush2_ns;
             start_the_world();
             wake_parked_assists();  // assists waiting for credit: the mark is over
+            pace_scavenger(true);
             if (stw_mark) futex_wake(&cycles_started);
             c.stw2_end = nanotime();
             c.start2_ns = c.stw2_end - t3;
@@ -1105,6 +1185,22 @@ static void* collector_thread(void*) {
         if (mheap.collapsing() && sweep_done() && forced_requests.load(std::memory_order_relaxed) == 0 &&
             trigger_requested.load(std::memory_order_relaxed) == 0) {
             (void)mheap.collapse_step();
+            continue;
+        }
+        // The background scavenger, when the heap keeps more than its goal,
+        // with nothing else to do: bursts of up to 1 ms, each followed by a
+        // sleep 1/(1% of the CPUs) - 1 times as long (Go's scavengePercent),
+        // which a cycle's trigger cuts short.
+        if (sweep_done() && scavenge_due() && forced_requests.load(std::memory_order_relaxed) == 0 &&
+            trigger_requested.load(std::memory_order_relaxed) == 0) {
+            bool more = false;
+            std::uint64_t worked = scavenge_burst(&more);
+            if (more && forced_requests.load(std::memory_order_relaxed) == 0 &&
+                trigger_requested.load(std::memory_order_relaxed) == 0)
+            {
+                double ratio = 100.0 / ncpu() - 1;
+                futex_wait(&wake_seq, seq, static_cast<long>(static_cast<double>(worked) * (ratio > 0 ? ratio : 0)));
+            }
             continue;
         }
         if (forced_requests.load(std::memory_order_relaxed) == 0 && trigger_requested.load() == 0)
@@ -1239,6 +1335,8 @@ int set_gc_percent(int percent) {
     register_thread();
     int old = gc_percent.exchange(percent < 0 ? -1 : percent, std::memory_order_relaxed);
     compute_goal();
+    pace_scavenger(false);
+    wake_collector();
     note_heap_live_add(0);  // start a cycle now if the new trigger is already behind us
     return old;
 }
@@ -1248,6 +1346,8 @@ std::int64_t set_memory_limit(std::int64_t b) {
     if (b < 0) return mem_limit.load(std::memory_order_relaxed);
     std::int64_t old = mem_limit.exchange(b, std::memory_order_relaxed);
     compute_goal();
+    pace_scavenger(false);
+    wake_collector();
     note_heap_live_add(0);
     return old;
 }

@@ -236,3 +236,168 @@ TEST(PageAlloc, RandomOperationsMatchANaiveFirstFitModel) {
     EXPECT_EQ(h.pa.free_pages(), nfree);
     h.pa.validate();
 }
+
+// The background scavenger's step: the highest run of free Ready pages, its
+// top end, up to the maximum asked; Prepared pages and pages in use are
+// skipped; what comes back is free and Prepared, and reads as zero when
+// allocated again.
+TEST(PageAlloc, TakeReadyHighTakesTheTopOfTheHighestReadyRun) {
+    FakeHeap h;
+    h.add(0);
+    h.add(1);
+    h.pa.grow(h.page(0, 0), 2 * kPagesPerArena);
+    // Make pages [0, 300) of arena 0 and [10, 20) of arena 1 Ready-and-free,
+    // with page 15 of arena 1 in use.
+    std::uintptr_t a = h.alloc(kPagesPerArena + 20);
+    ASSERT_EQ(a, h.page(0, 0));
+    h.pa.free(h.page(0, 0), 300);
+    h.pa.free(h.page(1, 10), 5);
+    h.pa.free(h.page(1, 16), 4);
+    const std::size_t free0 = h.pa.free_pages(), scav0 = h.pa.scav_pages();
+    std::size_t n = 0;
+    // Highest: arena 1's [16, 20), all four of it (max 8).
+    EXPECT_EQ(h.pa.take_ready_high(8, 1, &n), h.page(1, 16));
+    EXPECT_EQ(n, 4u);
+    EXPECT_EQ(h.pa.free_pages(), free0 - 4);
+    h.pa.free_released(h.page(1, 16), 4);
+    EXPECT_EQ(h.pa.free_pages(), free0);
+    EXPECT_EQ(h.pa.scav_pages(), scav0 + 4);
+    // Then [10, 15), its top 3 pages when 3 are asked for.
+    EXPECT_EQ(h.pa.take_ready_high(3, 1, &n), h.page(1, 12));
+    EXPECT_EQ(n, 3u);
+    h.pa.free_released(h.page(1, 12), 3);
+    EXPECT_EQ(h.pa.take_ready_high(8, 1, &n), h.page(1, 10));
+    EXPECT_EQ(n, 2u);
+    h.pa.free_released(h.page(1, 10), 2);
+    // Then arena 0's run, from its top, across bitmap words.
+    EXPECT_EQ(h.pa.take_ready_high(100, 1, &n), h.page(0, 200));
+    EXPECT_EQ(n, 100u);
+    h.pa.free_released(h.page(0, 200), 100);
+    h.pa.validate();
+    // Released pages come back as Prepared: no zeroing needed; the rest of
+    // the run [0, 200) is still dirty.
+    std::size_t scav = 0;
+    bool nz = true;
+    EXPECT_EQ(h.pa.alloc_at(h.page(0, 200), 100, &scav, &nz), true);
+    EXPECT_EQ(scav, 100u);
+    EXPECT_FALSE(nz);
+    EXPECT_EQ(h.pa.alloc_at(h.page(0, 150), 10, &scav, &nz), true);
+    EXPECT_EQ(scav, 0u);
+    EXPECT_TRUE(nz);
+    h.pa.validate();
+    // Nothing Ready and free left but [0, 150) and [160, 200).
+    EXPECT_EQ(h.pa.take_ready_high(1000, 1, &n), h.page(0, 160));
+    EXPECT_EQ(n, 40u);
+    h.pa.free_released(h.page(0, 160), 40);
+    EXPECT_EQ(h.pa.take_ready_high(1000, 1, &n), h.page(0, 0));
+    EXPECT_EQ(n, 150u);
+    h.pa.free_released(h.page(0, 0), 150);
+    EXPECT_EQ(h.pa.take_ready_high(1000, 1, &n), 0u);
+    EXPECT_EQ(n, 0u);
+    h.pa.validate();
+}
+
+// With huge pages the step takes only a whole aligned block of free Ready
+// pages (256 pages, 2 MiB), so that releasing it breaks no huge page.
+TEST(PageAlloc, TakeReadyHighWithAlignmentTakesOnlyWholeAlignedBlocks) {
+    FakeHeap h;
+    h.add(0);
+    h.pa.grow(h.page(0, 0), kPagesPerArena);
+    ASSERT_EQ(h.alloc(kPagesPerArena), h.page(0, 0));
+    // 400 free Ready pages from 100: no aligned block of 256 inside.
+    h.pa.free(h.page(0, 100), 400);
+    std::size_t n = 0;
+    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), 0u);
+    EXPECT_EQ(h.pa.take_ready_high(255, 256, &n), 0u) << "a maximum below the alignment takes nothing";
+    // Pages [500, 1024) free too: [512, 768) and [768, 1024) are whole blocks.
+    h.pa.free(h.page(0, 500), 524);
+    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), h.page(0, 768));
+    EXPECT_EQ(n, 256u);
+    h.pa.free_released(h.page(0, 768), 256);
+    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), h.page(0, 512));
+    EXPECT_EQ(n, 256u);
+    h.pa.free_released(h.page(0, 512), 256);
+    // [256, 512) is whole now (the two frees meet at 500); [0, 256) is not
+    // (pages 0-99 in use).
+    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), h.page(0, 256));
+    EXPECT_EQ(n, 256u);
+    h.pa.free_released(h.page(0, 256), 256);
+    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), 0u);
+    h.pa.validate();
+    EXPECT_EQ(h.pa.scav_pages(), 768u);
+    // Page-sized steps still find [100, 256).
+    EXPECT_EQ(h.pa.take_ready_high(1024, 1, &n), h.page(0, 100));
+    EXPECT_EQ(n, 156u);
+    h.pa.free_released(h.page(0, 100), 156);
+}
+
+// Random allocations, frees and scavenger steps against a naive model of
+// each page's state (in use, free Ready, free Prepared).
+TEST(PageAlloc, ScavengerStepsMatchANaiveModel) {
+    FakeHeap h;
+    const std::size_t narenas = 2;
+    for (std::size_t i = 0; i < narenas; i++) h.add(i);
+    const std::size_t total = narenas * kPagesPerArena;
+    h.pa.grow(h.page(0, 0), total);
+    enum St : std::uint8_t { kUsed, kReady, kPrepared };
+    std::vector<St> st(total, kPrepared);
+    std::vector<std::pair<std::uintptr_t, std::size_t>> live;
+    std::mt19937_64 rng(4);
+    auto idx = [&](std::uintptr_t p) { return (p - h.page(0, 0)) / kPageSize; };
+    for (int op = 0; op < 3000; op++) {
+        unsigned r = rng() % 100;
+        if (live.empty() || r < 45) {
+            std::size_t n = 1 + rng() % 64;
+            std::size_t scav = 0;
+            bool nz = false;
+            std::uintptr_t got = h.pa.alloc(n, &scav, &nz);
+            if (got == 0) continue;
+            std::size_t i0 = idx(got), want_scav = 0;
+            bool want_dirty = false;
+            for (std::size_t i = i0; i < i0 + n; i++) {
+                ASSERT_NE(st[i], kUsed) << "op " << op;
+                want_scav += st[i] == kPrepared;
+                want_dirty |= st[i] == kReady;
+                st[i] = kUsed;
+            }
+            ASSERT_EQ(scav, want_scav) << "op " << op;
+            ASSERT_EQ(nz, want_dirty) << "op " << op;
+            live.emplace_back(got, n);
+        } else if (r < 85) {
+            std::size_t k = rng() % live.size();
+            auto [p, n] = live[k];
+            live[k] = live.back();
+            live.pop_back();
+            h.pa.free(p, n);
+            for (std::size_t i = idx(p); i < idx(p) + n; i++) st[i] = kReady;
+        } else {
+            const std::size_t max = 1 + rng() % 16;
+            // The model: the highest Ready page, and the run below it, up to max.
+            std::size_t top = total;
+            while (top > 0 && st[top - 1] != kReady) top--;
+            std::size_t lo = top;
+            while (lo > 0 && top - lo < max && st[lo - 1] == kReady &&
+                   (lo - 1) / kPagesPerArena == (top - 1) / kPagesPerArena)
+                lo--;
+            std::size_t n = 0;
+            std::uintptr_t got = h.pa.take_ready_high(max, 1, &n);
+            if (top == 0) {
+                ASSERT_EQ(got, 0u) << "op " << op;
+                continue;
+            }
+            ASSERT_EQ(got, h.page(0, 0) + lo * kPageSize) << "op " << op;
+            ASSERT_EQ(n, top - lo) << "op " << op;
+            h.pa.free_released(got, n);
+            for (std::size_t i = lo; i < top; i++) st[i] = kPrepared;
+        }
+        if (op % 300 == 0) h.pa.validate();
+    }
+    std::size_t nfree = 0, nscav = 0;
+    for (St s : st) {
+        nfree += s != kUsed;
+        nscav += s == kPrepared;
+    }
+    EXPECT_EQ(h.pa.free_pages(), nfree);
+    EXPECT_EQ(h.pa.scav_pages(), nscav);
+    h.pa.validate();
+}
