@@ -22,7 +22,11 @@
 //      flip sweepgen, compute the next goal and trigger, start the world;
 //      otherwise start the world and keep marking;
 //   4. sweep: lazily by allocating threads (mcentral refills) and in the
-//      background by the collector thread.
+//      background by the collector thread;
+//   5. between cycles, once the sweep is done, the collector thread returns
+//      free pages beyond the scavenger's goal (set at each mark termination,
+//      pace_scavenger) to the OS, in bursts paced to 1% of the CPUs (Go's
+//      background scavenger).
 // Stacks are scanned only at (1): with the hybrid barrier (shade old and new)
 // on everywhere before the first stack is scanned, and black allocation per
 // thread once its stack is scanned, every object reachable at (1) or

@@ -104,8 +104,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "gcstats cycles=%" PRIu32 " pause_total_ns=%" PRIu64 " pause_max_ns=%" PRIu64
                  " gc_cpu_fraction=%.6f vmhwm_kib=%lld forced_cycles=%" PRIu32 " assist_ns=%" PRIu64
-                 " heap_sys=%" PRIu64 " total_alloc=%" PRIu64 " mallocs=%" PRIu64 "\n",
+                 " heap_sys=%" PRIu64 " heap_released=%" PRIu64 " total_alloc=%" PRIu64 " mallocs=%" PRIu64 "\n",
                  ms.NumGC, ms.PauseTotalNs, ms.MaxPauseNs, ms.GCCPUFraction, gcb_vmhwm_kib(),
-                 ms.NumForcedGC, ms.MarkAssistNs, ms.HeapSys, ms.TotalAlloc, ms.Mallocs);
+                 ms.NumForcedGC, ms.MarkAssistNs, ms.HeapSys, ms.HeapReleased, ms.TotalAlloc, ms.Mallocs);
     return 0;
 }

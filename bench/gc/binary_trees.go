@@ -131,9 +131,9 @@ func gcStats(extra string) string {
 	}
 	s := fmt.Sprintf("gcstats cycles=%d pause_total_ns=%d pause_max_ns=%d gc_cpu_fraction=%.6f "+
 		"vmhwm_kib=%d forced_cycles=%d pause_max_lo_ns=%d pause_max_cycle_ns=%d heap_sys=%d "+
-		"total_alloc=%d mallocs=%d gomaxprocs=%d",
+		"heap_released=%d total_alloc=%d mallocs=%d gomaxprocs=%d",
 		ms.NumGC, ms.PauseTotalNs, max, ms.GCCPUFraction, vmhwmKiB(), ms.NumForcedGC, lo, ringMax,
-		ms.HeapSys, ms.TotalAlloc, ms.Mallocs, runtime.GOMAXPROCS(0))
+		ms.HeapSys, ms.HeapReleased, ms.TotalAlloc, ms.Mallocs, runtime.GOMAXPROCS(0))
 	if extra != "" {
 		s += " " + extra
 	}
