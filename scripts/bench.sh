@@ -10,8 +10,9 @@
 # interleaved rounds, into bench/results/programs.md (+ .json, two SVG charts).
 # Last, the garbage-collector suite (scripts/bench_gc.py): the programs of
 # bench/gc/ (binary_trees, gcbench, gc_latency) on goalloc's collector, Boehm GC
-# (Debian's libgc) and Go (Debian's golang-go), interleaved rounds, into
-# bench/results/gc.md (+ .json, two SVG charts).
+# (Debian's libgc) and Go (Debian's golang-go), interleaved rounds, then
+# binary_trees' peak RSS against Go's at depths 18, 20 and 21 (3 rounds each,
+# ~4 min), into bench/results/gc.md (+ .json, two SVG charts).
 #
 # Usage: scripts/bench.sh [--quick] [--rounds K] [--min-time SECONDS] [--no-callgrind]
 #                         [--no-programs | --programs-only] [--program-rounds K]

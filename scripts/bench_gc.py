@@ -31,13 +31,22 @@ gcstats line; binary_trees' standard output equals the Benchmarks Game's lines
 computed here from the algorithm, in every runtime; gcbench's standard output is
 the same in every runtime and run; gc_latency's runs check their own heap.
 
+binary_trees' peak RSS against Go's also depends on the depth: at each one
+the peak is where a cycle happens to meet one of the program's big trees (the
+stretch tree, the long-lived one, the last iteration's), for Go as for
+goalloc. So after the main rounds binary_trees also runs at other depths
+(--rss-depths, default 18,20,21; goalloc and Go only, --rss-rounds
+interleaved rounds each, the order alternated, outputs checked), and the
+report gives the peak RSS ratio at each depth and their geometric mean.
+
 Reports medians over the rounds, ratios goalloc/peer, and the issue's goals
 (met or not, with the numbers): gc.md, gc.json (every run) and two gnuplot
 charts (gc_ratio.svg, gc_pauses.svg) into --out-dir: bench/results/ by
 default, <build-dir>/quick/ with --quick. Standard library only.
 
   scripts/bench_gc.py --build-dir build-bench [--rounds 3] [--quick] [--depth 19]
-                      [--live-mb 1024] [--seconds 10]
+                      [--live-mb 1024] [--seconds 10] [--rss-depths 18,20,21]
+                      [--rss-rounds 3]
 """
 import argparse
 import datetime
@@ -315,7 +324,74 @@ def ratio(a, b):
     return a / b if a is not None and b not in (None, 0) else None
 
 
-def goal_lines(rows, live_mb):
+def depth_sweep(exes, depths, rounds, timeout):
+    """binary_trees at each of depths, goalloc and Go alternately, `rounds`
+    times: ([run], [failure])."""
+    runs, failures = [], []
+    for d in depths:
+        expected = expected_binary_trees(d)
+        for rnd in range(1, rounds + 1):
+            order = ["goalloc", "go"] if rnd % 2 else ["go", "goalloc"]
+            parts = []
+            for rt in order:
+                exe = exes[rt]["binary_trees"]
+                try:
+                    r = run_once(exe, [str(d)], timeout)
+                    if r["stdout"] != expected:
+                        raise RunError(f"{exe} {d}: standard output differs from the Benchmarks "
+                                       f"Game's lines:\n--- expected\n{expected}--- got\n{r['stdout']}")
+                except RunError as e:
+                    failures.append(str(e))
+                    log(f"    FAILED: {e}")
+                    continue
+                runs.append({"runtime": rt, "depth": d, "round": rnd, "wall_s": r["wall_s"],
+                             "rss_kib": r["rss_kib"], "cycles": r["stats"]["cycles"]})
+                parts.append(f"{rt} {r['wall_s']:.2f}s/{r['rss_kib'] / 1024:.1f}M")
+            log(f"    depth {d} round {rnd}/{rounds}: {', '.join(parts)}")
+    return runs, failures
+
+
+def depth_rows(depth_runs, rows, main_depth):
+    """Per depth (the main rounds' depth included): median peak RSS and wall
+    time of goalloc and Go, and the RSS ratio; sorted by depth."""
+    out = []
+    bt = rows.get("binary_trees", {})
+    if "goalloc" in bt and "go" in bt:
+        g, o = bt["goalloc"], bt["go"]
+        out.append({"depth": main_depth, "n": min(g["n"], o["n"]), "goalloc_mib": g["rss_mib"],
+                    "go_mib": o["rss_mib"], "goalloc_s": g["wall"], "go_s": o["wall"], "main": True})
+    for d in sorted({r["depth"] for r in depth_runs}):
+        g = [r for r in depth_runs if r["depth"] == d and r["runtime"] == "goalloc"]
+        o = [r for r in depth_runs if r["depth"] == d and r["runtime"] == "go"]
+        if not g or not o:
+            continue
+        out.append({"depth": d, "n": min(len(g), len(o)),
+                    "goalloc_mib": med([r["rss_kib"] / 1024.0 for r in g]),
+                    "go_mib": med([r["rss_kib"] / 1024.0 for r in o]),
+                    "goalloc_s": med([r["wall_s"] for r in g]), "go_s": med([r["wall_s"] for r in o]),
+                    "main": False})
+    for r in out:
+        r["ratio"] = ratio(r["goalloc_mib"], r["go_mib"])
+    return sorted(out, key=lambda r: r["depth"])
+
+
+def depth_geomean(drows):
+    rs = [r["ratio"] for r in drows if r["ratio"]]
+    return math.exp(sum(math.log(x) for x in rs) / len(rs)) if len(rs) >= 2 else None
+
+
+def depth_table(drows, md):
+    head = ["depth", "rounds", "goalloc MiB", "go MiB", "goalloc/go", "goalloc s", "go s"]
+    body = [[f"{r['depth']}" + (" (main)" if r["main"] else ""), str(r["n"]), fnum(r["goalloc_mib"], "{:.1f}"),
+             fnum(r["go_mib"], "{:.1f}"), fnum(r["ratio"]), fnum(r["goalloc_s"]), fnum(r["go_s"])]
+            for r in drows]
+    gm = depth_geomean(drows)
+    if gm is not None:
+        body.append(["geometric mean", "", "", "", fnum(gm), "", ""])
+    return render(head, body, md)
+
+
+def goal_lines(rows, live_mb, drows=()):
     out = []
     bt = rows.get("binary_trees", {})
     g = bt.get("goalloc")
@@ -338,6 +414,11 @@ def goal_lines(rows, live_mb):
                        f"({g['rss_mib']:.1f} MiB vs {bt['go']['rss_mib']:.1f} MiB, ratio {r:.3f})")
         else:
             out.append("- binary_trees peak RSS <= Go's: **not evaluated** (go did not run)")
+        gm = depth_geomean(drows)
+        if gm is not None:
+            per = ", ".join(f"{r['depth']}: {r['ratio']:.3f}" for r in drows if r["ratio"])
+            out.append(f"- the same across depths (geometric mean of the per-depth median ratios): "
+                       f"**{'met' if gm <= 1.0 else 'not met'}** ({gm:.3f}; {per})")
     lat = rows.get("gc_latency", {}).get("goalloc")
     size_note = "" if live_mb >= GOAL_LIVE_MB else \
         f"; measured over {live_mb} MiB, not the goal's {GOAL_LIVE_MB} MiB: indicative only"
@@ -662,7 +743,7 @@ def pause_parts_lines(runs):
 
 
 def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_start,
-                 load_end, started, elapsed, live_mb, runs=()):
+                 load_end, started, elapsed, live_mb, runs=(), drows=()):
     md = ["# goalloc's collector vs Boehm GC and Go: GC benchmarks", ""]
     md.append(f"Generated {started} by `{args.command}` in {elapsed / 60:.1f} min.")
     md.append("")
@@ -690,7 +771,7 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
                   "competed for the CPUs, the collectors' own threads and so the pauses most. "
                   "The spread column shows how much the rounds disagreed.")
         md.append("")
-    md += ["## Goals (issue #5)", ""] + goal_lines(rows, live_mb) + [""]
+    md += ["## Goals (issue #5)", ""] + goal_lines(rows, live_mb, drows) + [""]
     md += cpu_lines(runs, programs, runtimes)
     md += ["## Wall time (median, seconds)", ""] + time_table(rows, programs, runtimes, True)
     md += ["", "spread = (max - min) / median of the wall times of the noisiest runtime over the "
@@ -699,6 +780,15 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
     if svgs.get("ratio"):
         md += ["![goalloc / peer](gc_ratio.svg)", ""]
     md += ["## Peak RSS (median, MiB)", ""] + rss_table(rows, programs, runtimes, True) + [""]
+    if drows and len(drows) >= 2:
+        md += ["## binary_trees' peak RSS by depth (goalloc vs Go)", ""]
+        md.append("At each depth the peak is where a cycle happens to meet one of the program's big "
+                  "trees (the stretch tree at the start, the long-lived one, the last iteration's "
+                  "trees), for Go as for goalloc, so the ratio moves with the depth. Besides the main "
+                  f"rounds' depth, {args.rss_rounds} interleaved round(s) of goalloc and Go at each "
+                  "other depth, the order alternated, no warm-up; medians. Outputs checked as above.")
+        md.append("")
+        md += depth_table(drows, True) + [""]
     md += ["## Collector: cycles, pauses, CPU", ""]
     if svgs.get("pauses"):
         md += ["![longest pause](gc_pauses.svg)", ""]
@@ -789,6 +879,10 @@ def main():
                     "BUILD_DIR/quick with --quick)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the warm-up runs")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run (default 900)")
+    ap.add_argument("--rss-depths", help="other binary_trees depths at which to compare peak RSS "
+                    "with Go's (comma-separated; default 18,20,21, none with --quick; '' for none)")
+    ap.add_argument("--rss-rounds", type=int, default=3,
+                    help="rounds at each of --rss-depths (default 3)")
     ap.add_argument("--command", help="command line to record in the report")
     args = ap.parse_args()
     args.command = args.command or "scripts/bench_gc.py" + \
@@ -802,6 +896,14 @@ def main():
     seconds = args.seconds if args.seconds is not None else (2 if args.quick else 10)
     if depth < 0 or live_mb < 1 or seconds < 0:
         ap.error("--depth, --live-mb and --seconds must be positive")
+    if args.rss_depths is None:
+        args.rss_depths = "" if args.quick else "18,20,21"
+    try:
+        rss_depths = [int(x) for x in args.rss_depths.split(",") if x.strip()]
+    except ValueError:
+        ap.error("--rss-depths: comma-separated depths, e.g. 18,20,21")
+    if any(d < 4 for d in rss_depths) or args.rss_rounds < 1:
+        ap.error("--rss-depths must be >= 4 and --rss-rounds >= 1")
     params = {"binary_trees": [str(depth)], "gcbench": [],
               "gc_latency": [f"live_mb={live_mb}", f"seconds={seconds}"]}
 
@@ -941,16 +1043,28 @@ def main():
             order = runtimes[k:] + runtimes[:k]
             parts = [f"{rt} {show(r)}" for rt in order if (r := attempt(rt, rnd, False)) is not None]
             log(f"    round {rnd}/{args.rounds}: {', '.join(parts)}")
+    depth_runs = []
+    sweep = [d for d in rss_depths if d != depth]
+    if sweep and "binary_trees" in programs and "goalloc" in runtimes and "go" in runtimes:
+        log(f"binary_trees' peak RSS at other depths ({', '.join(map(str, sweep))}): goalloc and go, "
+            f"{args.rss_rounds} round(s) each")
+        depth_runs, dfail = depth_sweep(exes, sweep, args.rss_rounds, args.timeout)
+        failures += dfail
     elapsed = time.time() - t_start
     load_end = os.getloadavg()[0]
 
     rows = summarise(runs, programs, runtimes)
+    drows = depth_rows(depth_runs, rows, depth)
     log("")
     log("wall time (median s):")
     log("\n".join(time_table(rows, programs, runtimes, False)))
     log("")
     log("peak RSS (median MiB):")
     log("\n".join(rss_table(rows, programs, runtimes, False)))
+    if len(drows) >= 2:
+        log("")
+        log("binary_trees' peak RSS by depth:")
+        log("\n".join(depth_table(drows, False)))
     log("")
     log("collector:")
     log("\n".join(gc_table(rows, programs, runtimes, False)))
@@ -960,7 +1074,7 @@ def main():
         log("\n".join(latency_table(rows, runtimes, False)))
     log("")
     log("goals:")
-    log("\n".join(l.replace("**", "") for l in goal_lines(rows, live_mb)))
+    log("\n".join(l.replace("**", "") for l in goal_lines(rows, live_mb, drows)))
 
     os.makedirs(out_dir, exist_ok=True)
     info = machine_info(build, exes, goalloc_cache)
@@ -971,11 +1085,12 @@ def main():
             "params": {p: params[p] for p in programs}, "machine": info,
             "load_avg_start": load_start, "load_avg_end": load_end,
             "runs": runs, "failures": failures, "medians": rows,
+            "rss_depth_runs": depth_runs, "rss_by_depth": drows,
         }, f, indent=1)
     svgs = write_charts(out_dir, rows, programs, runtimes, args.rounds)
     md_path = os.path.join(out_dir, "gc.md")
     write_report(md_path, args, info, rows, programs, runtimes, params, svgs, load_start,
-                 load_end, started, elapsed, live_mb, runs)
+                 load_end, started, elapsed, live_mb, runs, drows)
     log("")
     log(f"wrote {md_path}, gc.json" + "".join(f", {s}" for s in svgs.values()) +
         f" ({elapsed / 60:.1f} min)")
