@@ -34,6 +34,15 @@ struct FakeHeap {
         bool nz;
         return pa.alloc(n, &scav, &nz);
     }
+    // One scavenger step (take_ready_high): expects the run [want, want + n
+    // pages) (want 0: none), then gives it back released.
+    void step(std::size_t max, std::size_t align, std::uintptr_t want, std::size_t want_n) {
+        std::size_t n = ~std::size_t{0};
+        std::uintptr_t got = pa.take_ready_high(max, align, &n);
+        EXPECT_EQ(got, want) << "max " << max << " align " << align;
+        EXPECT_EQ(n, want_n) << "max " << max << " align " << align;
+        if (got != 0) pa.free_released(got, n);
+    }
 };
 
 std::vector<std::uint64_t> RandomBitmap(std::mt19937_64& rng, double density, std::size_t words) {
@@ -263,16 +272,10 @@ TEST(PageAlloc, TakeReadyHighTakesTheTopOfTheHighestReadyRun) {
     EXPECT_EQ(h.pa.free_pages(), free0);
     EXPECT_EQ(h.pa.scav_pages(), scav0 + 4);
     // Then [10, 15), its top 3 pages when 3 are asked for.
-    EXPECT_EQ(h.pa.take_ready_high(3, 1, &n), h.page(1, 12));
-    EXPECT_EQ(n, 3u);
-    h.pa.free_released(h.page(1, 12), 3);
-    EXPECT_EQ(h.pa.take_ready_high(8, 1, &n), h.page(1, 10));
-    EXPECT_EQ(n, 2u);
-    h.pa.free_released(h.page(1, 10), 2);
+    h.step(3, 1, h.page(1, 12), 3);
+    h.step(8, 1, h.page(1, 10), 2);
     // Then arena 0's run, from its top, across bitmap words.
-    EXPECT_EQ(h.pa.take_ready_high(100, 1, &n), h.page(0, 200));
-    EXPECT_EQ(n, 100u);
-    h.pa.free_released(h.page(0, 200), 100);
+    h.step(100, 1, h.page(0, 200), 100);
     h.pa.validate();
     // Released pages come back as Prepared: no zeroing needed; the rest of
     // the run [0, 200) is still dirty.
@@ -286,14 +289,9 @@ TEST(PageAlloc, TakeReadyHighTakesTheTopOfTheHighestReadyRun) {
     EXPECT_TRUE(nz);
     h.pa.validate();
     // Nothing Ready and free left but [0, 150) and [160, 200).
-    EXPECT_EQ(h.pa.take_ready_high(1000, 1, &n), h.page(0, 160));
-    EXPECT_EQ(n, 40u);
-    h.pa.free_released(h.page(0, 160), 40);
-    EXPECT_EQ(h.pa.take_ready_high(1000, 1, &n), h.page(0, 0));
-    EXPECT_EQ(n, 150u);
-    h.pa.free_released(h.page(0, 0), 150);
-    EXPECT_EQ(h.pa.take_ready_high(1000, 1, &n), 0u);
-    EXPECT_EQ(n, 0u);
+    h.step(1000, 1, h.page(0, 160), 40);
+    h.step(1000, 1, h.page(0, 0), 150);
+    h.step(1000, 1, 0, 0);
     h.pa.validate();
 }
 
@@ -306,29 +304,20 @@ TEST(PageAlloc, TakeReadyHighWithAlignmentTakesOnlyWholeAlignedBlocks) {
     ASSERT_EQ(h.alloc(kPagesPerArena), h.page(0, 0));
     // 400 free Ready pages from 100: no aligned block of 256 inside.
     h.pa.free(h.page(0, 100), 400);
-    std::size_t n = 0;
-    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), 0u);
-    EXPECT_EQ(h.pa.take_ready_high(255, 256, &n), 0u) << "a maximum below the alignment takes nothing";
+    h.step(1024, 256, 0, 0);
+    h.step(255, 256, 0, 0);  // a maximum below the alignment takes nothing
     // Pages [500, 1024) free too: [512, 768) and [768, 1024) are whole blocks.
     h.pa.free(h.page(0, 500), 524);
-    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), h.page(0, 768));
-    EXPECT_EQ(n, 256u);
-    h.pa.free_released(h.page(0, 768), 256);
-    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), h.page(0, 512));
-    EXPECT_EQ(n, 256u);
-    h.pa.free_released(h.page(0, 512), 256);
+    h.step(1024, 256, h.page(0, 768), 256);
+    h.step(1024, 256, h.page(0, 512), 256);
     // [256, 512) is whole now (the two frees meet at 500); [0, 256) is not
     // (pages 0-99 in use).
-    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), h.page(0, 256));
-    EXPECT_EQ(n, 256u);
-    h.pa.free_released(h.page(0, 256), 256);
-    EXPECT_EQ(h.pa.take_ready_high(1024, 256, &n), 0u);
+    h.step(1024, 256, h.page(0, 256), 256);
+    h.step(1024, 256, 0, 0);
     h.pa.validate();
     EXPECT_EQ(h.pa.scav_pages(), 768u);
     // Page-sized steps still find [100, 256).
-    EXPECT_EQ(h.pa.take_ready_high(1024, 1, &n), h.page(0, 100));
-    EXPECT_EQ(n, 156u);
-    h.pa.free_released(h.page(0, 100), 156);
+    h.step(1024, 1, h.page(0, 100), 156);
 }
 
 // Random allocations, frees and scavenger steps against a naive model of
