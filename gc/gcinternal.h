@@ -175,9 +175,12 @@ struct GcThread {
     std::uint32_t stop_epoch = 0;             // threads lock: the stop that signalled this thread
     // How and when this thread stopped for its last stop (world.cpp,
     // StopHow): written by the thread before it acknowledges, or by the
-    // stopper when it claims the thread; read by the stopper after.
-    std::uint8_t stop_how = 0;
-    std::uint64_t stop_ack_ns = 0;
+    // stopper when it claims the thread; read by the stopper after. Both can
+    // write for the same stop (a thread that went into a blocking call after
+    // the stop began is claimed while the signal parks it), so atomics,
+    // relaxed: either account is true, and they are diagnostics.
+    std::atomic<std::uint8_t> stop_how{0};
+    std::atomic<std::uint64_t> stop_ack_ns{0};
     bool wake_on_start = false;               // threads lock: claimed by this stop, to be woken
     // Checkmark mode: the words of this thread's stack and registers that
     // the cycle's first stop resolved to objects, 0 elsewhere (written by

@@ -146,8 +146,9 @@ static GA_NOINLINE void park(GcThread* t, ucontext_t* uc) {
     // parks it here; put it back on the way out.
     std::uintptr_t old_sp = t->saved_sp.load(std::memory_order_relaxed);
     save_context(t, uc, reinterpret_cast<std::uintptr_t>(&marker));
-    t->stop_how = uc != nullptr ? kStopHandler : tls_signalled_in_region ? kStopRegion : kStopPoll;
-    t->stop_ack_ns = nanotime();
+    t->stop_how.store(uc != nullptr ? kStopHandler : tls_signalled_in_region ? kStopRegion : kStopPoll,
+                      std::memory_order_relaxed);
+    t->stop_ack_ns.store(nanotime(), std::memory_order_relaxed);
     t->ack_epoch.store(e, std::memory_order_release);
     stw_acks.fetch_add(1, std::memory_order_acq_rel);
     if (stw_waiting.load(std::memory_order_acquire)) futex(&stw_acks, FUTEX_WAKE_PRIVATE, 1);
@@ -426,9 +427,10 @@ const char* last_stop_late() {
     const GcThread* late = nullptr;
     for (const GcThread* t = threads_head; t != nullptr; t = t->next)
         if (t->stop_epoch == e && t->ack_epoch.load(std::memory_order_acquire) == e &&
-            (late == nullptr || t->stop_ack_ns > late->stop_ack_ns))
+            (late == nullptr ||
+             t->stop_ack_ns.load(std::memory_order_relaxed) > late->stop_ack_ns.load(std::memory_order_relaxed)))
             late = t;
-    return late == nullptr ? "-" : kStopHowNames[late->stop_how];
+    return late == nullptr ? "-" : kStopHowNames[late->stop_how.load(std::memory_order_relaxed)];
 }
 
 __thread std::uint32_t tls_world_stopper __attribute__((tls_model("initial-exec"))) = 0;
@@ -470,8 +472,8 @@ void stop_the_world() {
             if (!unacked(t)) continue;
             std::uint32_t st = kBlocked;
             if (t->state.compare_exchange_strong(st, kClaimed, std::memory_order_acq_rel)) {
-                t->stop_how = kStopClaimed;
-                t->stop_ack_ns = nanotime();
+                t->stop_how.store(kStopClaimed, std::memory_order_relaxed);
+                t->stop_ack_ns.store(nanotime(), std::memory_order_relaxed);
                 t->ack_epoch.store(e, std::memory_order_release);
                 if (want != 0) want--;
             }
