@@ -12,7 +12,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <barrier>
 #include <cstdio>
 #include <memory>
 #include <random>
@@ -53,6 +52,29 @@ __attribute__((noinline)) std::size_t Bad(const gc::Root<Cell>& root, std::size_
     return bad + i;
 }
 
+// A barrier that waits in short sleeps, not in one futex wait: a registered
+// thread blocked in a raw system call cannot take the signal of a stop of the
+// world under ThreadSanitizer (it defers signals until the call returns), so
+// a stop that found it there would wait for it for good while the other
+// thread, stopped, never arrived.
+class PollingBarrier {
+  public:
+    explicit PollingBarrier(int n) : n_(n) {}
+    void arrive_and_wait() {
+        const int g = gen_.load(std::memory_order_acquire);
+        if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+            arrived_.store(0, std::memory_order_relaxed);
+            gen_.fetch_add(1, std::memory_order_acq_rel);
+            return;
+        }
+        while (gen_.load(std::memory_order_acquire) == g) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+
+  private:
+    const int n_;
+    std::atomic<int> arrived_{0}, gen_{0};
+};
+
 TEST(GcScavengeStress, ThreadsAllocateWhileTheHeapIsReleased) {
     GcPercentGuard pct(100);
 #if defined(__SANITIZE_THREAD__)
@@ -73,7 +95,7 @@ TEST(GcScavengeStress, ThreadsAllocateWhileTheHeapIsReleased) {
         // runs two cycles, whose goal falls with the marked heap, so the
         // scavenger has the big lists' pages to release while both go on
         // building, checking and dropping small lists.
-        std::barrier sync(kThreads);
+        PollingBarrier sync(kThreads);
         for (int t = 0; t < kThreads; t++) {
             ts.emplace_back([&, t, round] {
                 std::mt19937_64 rng(static_cast<std::uint64_t>(round * 16 + t));
