@@ -92,6 +92,14 @@ static std::atomic<std::uint32_t> trigger_requested{0};
 static std::atomic<std::uint32_t> forced_requests{0};
 static std::atomic<std::uint32_t> swept_cycles{0};  // cycles whose sweep has finished (futex word)
 
+// A cycle is asked for (forced, or the trigger crossed): what the collector
+// thread's work between cycles (background sweep, collapse, scavenger)
+// gives way to.
+static bool cycle_requested() {
+    return forced_requests.load(std::memory_order_relaxed) != 0 ||
+           trigger_requested.load(std::memory_order_relaxed) != 0;
+}
+
 static void wake_collector() {
     wake_seq.fetch_add(1, std::memory_order_release);
     futex_wake(&wake_seq);
@@ -267,9 +275,7 @@ static std::uint64_t scavenge_burst(bool* more) {
             return nanotime() - t0;
         }
         now = nanotime();
-        if (forced_requests.load(std::memory_order_relaxed) != 0 ||
-            trigger_requested.load(std::memory_order_relaxed) != 0)
-            return now - t0;
+        if (cycle_requested()) return now - t0;
     }
     *more = true;
     return now - t0;
@@ -1162,9 +1168,7 @@ static void* collector_thread(void*) {
         }
         // Background sweep, a little at a time, between requests.
         while (options().gcbgsweep && !sweep_done()) {
-            if (forced_requests.load(std::memory_order_relaxed) != 0 ||
-                trigger_requested.load(std::memory_order_relaxed) != 0)
-                break;
+            if (cycle_requested()) break;
             sweep_some(16);
         }
         if (sweep_done()) {
@@ -1186,8 +1190,7 @@ static void* collector_thread(void*) {
         // middle of a page as well, and every termination of a busy run
         // overlapped a page (GcCollapse.MarkTerminationNeverOverlapsACollapse,
         // with another program spinning beside it: 22 of 22).
-        if (mheap.collapsing() && sweep_done() && forced_requests.load(std::memory_order_relaxed) == 0 &&
-            trigger_requested.load(std::memory_order_relaxed) == 0) {
+        if (mheap.collapsing() && sweep_done() && !cycle_requested()) {
             (void)mheap.collapse_step();
             continue;
         }
@@ -1195,13 +1198,10 @@ static void* collector_thread(void*) {
         // with nothing else to do: bursts of up to 1 ms, each followed by a
         // sleep 1/(1% of the CPUs) - 1 times as long (Go's scavengePercent),
         // which a cycle's trigger cuts short.
-        if (sweep_done() && scavenge_due() && forced_requests.load(std::memory_order_relaxed) == 0 &&
-            trigger_requested.load(std::memory_order_relaxed) == 0) {
+        if (sweep_done() && scavenge_due() && !cycle_requested()) {
             bool more = false;
             std::uint64_t worked = scavenge_burst(&more);
-            if (more && forced_requests.load(std::memory_order_relaxed) == 0 &&
-                trigger_requested.load(std::memory_order_relaxed) == 0)
-            {
+            if (more && !cycle_requested()) {
                 double ratio = 100.0 / ncpu() - 1;
                 futex_wait(&wake_seq, seq, static_cast<long>(static_cast<double>(worked) * (ratio > 0 ? ratio : 0)));
             }

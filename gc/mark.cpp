@@ -326,38 +326,31 @@ static GA_INLINE bool shade(Gcw& w, std::uintptr_t p) {
 // below its limit is below its nelems-th object, so none of the record's
 // checks, nor its span class, need reading (binary_trees 19: ~1.5% faster
 // than checking, when the hint went through find_object_at).
-// K: a Gcw, or drain's LocalCursor.
+// K: a Gcw, or drain's LocalCursor. grey_field does the work and says
+// whether it greyed an object in `from` (*obj), for the caller to queue
+// (shade_field) or, in drain's direct loop, to scan next: a node's last
+// child, which the buffer would give back at once (the same order, without
+// the push and the pop).
 template <class K>
-static GA_INLINE void shade_field(K& w, std::uintptr_t v, MSpan* from) {
+static GA_INLINE bool grey_field(K& w, std::uintptr_t v, MSpan* from, std::uintptr_t* obj) {
     if (GA_UNLIKELY(v - from->base >= from->limit - from->base)) {
         w.out();
         shade<true, false>(w.gcw(), v);
         w.in();
-        return;
+        return false;
     }
     std::uint32_t idx = from->index_of(v);
-    if (GOALLOC_DEBUG_LEVEL >= 1 && !from->is_allocated(idx)) return;
-    if (!set_mark(from, idx)) return;
+    if (GOALLOC_DEBUG_LEVEL >= 1 && !from->is_allocated(idx)) return false;
+    if (!set_mark(from, idx)) return false;
     w.bytes_marked += static_cast<std::int64_t>(from->elemsize);
-    w.put(from->object_base(idx), from);
+    *obj = from->object_base(idx);
+    return true;
 }
 
-// shade_field, but an object it greys in the same span is returned, not
-// queued: the caller scans it next (drain's direct loop, for a node's last
-// child, which the buffer would give back at once: the same order, without
-// the push and the pop). {0, nullptr} if nothing to scan next.
-static GA_INLINE WorkEntry shade_field_next(LocalCursor& w, std::uintptr_t v, MSpan* from) {
-    if (GA_UNLIKELY(v - from->base >= from->limit - from->base)) {
-        w.out();
-        shade<true, false>(w.gcw(), v);
-        w.in();
-        return {0, nullptr};
-    }
-    std::uint32_t idx = from->index_of(v);
-    if (GOALLOC_DEBUG_LEVEL >= 1 && !from->is_allocated(idx)) return {0, nullptr};
-    if (!set_mark(from, idx)) return {0, nullptr};
-    w.bytes_marked += static_cast<std::int64_t>(from->elemsize);
-    return {from->object_base(idx), from};
+template <class K>
+static GA_INLINE void shade_field(K& w, std::uintptr_t v, MSpan* from) {
+    std::uintptr_t obj;
+    if (grey_field(w, v, from, &obj)) w.put(obj, from);
 }
 
 static inline bool maybe_heap(std::uintptr_t v) { return in_arena_range(v); }
@@ -895,7 +888,8 @@ static std::int64_t drain_impl(std::int64_t budget, bool bg_credit) {
                         const std::uintptr_t* f = reinterpret_cast<const std::uintptr_t*>(x.obj);
                         const std::uintptr_t v0 = load_program_word(f), v1 = load_program_word(f + 1);
                         if (v0 != 0) shade_field(c, v0, s);
-                        if (v1 != 0) pending = shade_field_next(c, v1, s);
+                        std::uintptr_t o;
+                        if (v1 != 0 && grey_field(c, v1, s, &o)) pending = {o, s};
                     } else {
                         scan_dense_fields<LocalCursor>(c, s, x.obj, nf);
                     }
