@@ -51,7 +51,12 @@ void check_lists(MCentral& c) {
 
 std::uint64_t check_span(const MSpan* s) {
     if (s->sizeclass == 0) {
-        if (s->nelems != 1 || s->elemsize != std::uintptr_t{s->npages} * kPageSize)
+        // A collected object that may hold pointers keeps its heap bits in
+        // the span's tail (gc/heap.cpp, alloc_large): the object is the rest.
+        const std::uintptr_t end = s->base + std::uintptr_t{s->npages} * kPageSize;
+        const auto bits = reinterpret_cast<std::uintptr_t>(s->heapBits);
+        const std::uintptr_t reserve = bits == 0 ? 0 : end - bits;
+        if (s->nelems != 1 || (bits != 0 && (bits < s->base || bits >= end)) || s->elemsize + reserve != end - s->base)
             broken("large span geometry", s, s->base);
         if (!s->is_allocated(0)) broken("large span whose object is not allocated", s, s->base);
         return 1;
