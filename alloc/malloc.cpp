@@ -62,6 +62,7 @@ void* alloc_large(std::size_t n, std::size_t align, bool zero) {
         errno = ENOMEM;
         return nullptr;
     }
+    mheap.maybe_pay_scavenge_owed();
     mheap.large_allocs.fetch_add(1, std::memory_order_relaxed);
     mheap.large_bytes.fetch_add(s->elemsize, std::memory_order_relaxed);
     void* p = reinterpret_cast<void*>(s->base);

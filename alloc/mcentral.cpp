@@ -55,6 +55,7 @@ MSpan* MCentral::cache_span(MCache* c) {
         lock.lock();  // owner changes under the lock
         s->owner.store(c, std::memory_order_seq_cst);
         lock.unlock();
+        mheap.maybe_pay_scavenge_owed();
     }
     return s;
 }

@@ -266,6 +266,7 @@ MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::
     std::size_t scav = 0;
     bool needzero = false;
     std::uintptr_t base;
+    const std::size_t mapped0 = mapped_bytes;
     while ((base = pages.alloc(want, &scav, &needzero)) == 0)
         if (!grow_locked(want)) return nullptr;
     if (scav != 0) sys::used(nullptr, scav * kPageSize);
@@ -294,7 +295,55 @@ MSpan* MHeap::alloc_span(std::size_t npages, int sizeclass, SpanKind kind, std::
     set_spans(base, npages, s);
     s->state.store(SpanState::InUse, std::memory_order_release);
     spans_in_use.fetch_add(1, std::memory_order_relaxed);
+    owe_scavenge_locked(mapped_bytes - mapped0);
     return s;
+}
+
+void MHeap::owe_scavenge_locked(std::size_t grown) {
+    GA_ASSERT_LOCK_HELD(lock);
+    const std::uint64_t limit = scavenge_limit.load(std::memory_order_relaxed),
+                        goal = scavenge_growth_goal.load(std::memory_order_relaxed);
+    if (limit == UINT64_MAX && (goal == UINT64_MAX || grown == 0)) return;
+    const std::uint64_t r = retained();
+    std::uint64_t todo = 0;
+    if (limit != UINT64_MAX) {
+        const std::uint64_t ready = r + sys::stats.metadata.load(std::memory_order_relaxed);
+        if (ready > limit) todo = ready - limit;
+    }
+    if (goal != UINT64_MAX && grown != 0 && r + grown > goal) {
+        const std::uint64_t over = r + grown - goal, g = over < grown ? over : grown;
+        if (g > todo) todo = g;
+    }
+    if (todo == 0) return;
+    todo = (todo + kPageSize - 1) & ~std::uint64_t{kPageSize - 1};
+    std::uint64_t cur = scavenge_owed.load(std::memory_order_relaxed);
+    while (cur < todo && !scavenge_owed.compare_exchange_weak(cur, todo, std::memory_order_relaxed)) {
+    }
+}
+
+std::size_t MHeap::pay_scavenge_owed() {
+    constexpr std::uint64_t kStep = 64 << 10;
+    std::size_t total = 0;
+    std::uint64_t owed = scavenge_owed.load(std::memory_order_relaxed);
+    while (owed != 0) {
+        // Release first, then take what was released off the debt: a free
+        // run may be shorter than the step (a 1-page hole), or longer (a
+        // whole huge page). Threads paying at once overpay by at most a step
+        // each.
+        const std::size_t n = scavenge_one(static_cast<std::size_t>(owed < kStep ? owed : kStep));
+        if (n == 0) {  // no free Ready page: nothing can be paid until pages are freed
+            scavenge_owed.store(0, std::memory_order_relaxed);
+            break;
+        }
+        total += n;
+        owed = scavenge_owed.load(std::memory_order_relaxed);
+        while (owed != 0 && !scavenge_owed.compare_exchange_weak(owed, owed > n ? owed - n : 0,
+                                                                 std::memory_order_relaxed)) {
+        }
+        owed = owed > n ? owed - n : 0;
+    }
+    if (total != 0) scavenged_assist_bytes.fetch_add(total, std::memory_order_relaxed);
+    return total;
 }
 
 bool MHeap::resize_large(MSpan* s, std::size_t npages) {
@@ -372,6 +421,11 @@ std::uint64_t MHeap::retained() { return sys::stats.ready.load(std::memory_order
 std::uint64_t MHeap::inuse_bytes() {
     LockGuard g(lock);
     return static_cast<std::uint64_t>(mapped_bytes) - std::uint64_t{pages.free_pages()} * kPageSize;
+}
+
+std::uint64_t MHeap::free_ready_bytes() {
+    LockGuard g(lock);
+    return std::uint64_t{pages.free_pages() - pages.scav_pages()} * kPageSize;
 }
 
 std::size_t MHeap::scavenge_one(std::size_t max_bytes) {

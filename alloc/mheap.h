@@ -117,6 +117,8 @@ struct MHeap {
     static std::uint64_t retained();
     // Heap bytes in spans: in use or held in the large cache (Go's HeapInuse). Takes the lock.
     std::uint64_t inuse_bytes();
+    // Free pages still Ready (not released): Go's heapFree. Takes the lock.
+    std::uint64_t free_ready_bytes();
     // One step: take the highest run of free Ready pages, up to max_bytes of
     // it (with huge pages on: one whole, aligned, free huge page, or nothing),
     // out of the page heap under the lock, release it without the lock
@@ -125,6 +127,39 @@ struct MHeap {
     // span to use it starts on zero pages. Returns bytes released (0: no
     // free Ready page).
     std::size_t scavenge_one(std::size_t max_bytes);
+
+    // Scavenging by the allocating thread (Go 1.19's mheap.allocSpan). After
+    // a span is allocated, alloc_span works out what to release at once:
+    //   - with a memory limit, Ready heap plus metadata beyond it (Go checks
+    //     mappedReady against the limit at every span allocation);
+    //   - when the allocation grew the heap and Ready heap plus the growth
+    //     exceeds scavenge_growth_goal, as much as the growth, capped at the
+    //     excess (Go's "scavenge down what will soon be used": fragments the
+    //     request could not use go back to the OS, so that growing around them
+    //     does not grow the resident set).
+    // and records it in scavenge_owed (the larger of what was owed and this).
+    // The thread pays it with pay_scavenge_owed as soon as it holds no lock
+    // and is outside any nosuspend region (a stop of the world must not wait
+    // for madvise): the malloc paths right after alloc_span, a collected
+    // heap's thread after its allocation, as a blocking call. What nobody
+    // can pay at once (an allocation inside a nosuspend region, from a malloc
+    // by the collector's own code) waits for the next one, or for the
+    // collector thread. The collector sets both goals (gc/collector.cpp,
+    // pace_scavenger); UINT64_MAX — the default, so a malloc-only process —
+    // asks for nothing.
+    std::atomic<std::uint64_t> scavenge_growth_goal{UINT64_MAX};  // Go's scavenge.gcPercentGoal
+    std::atomic<std::uint64_t> scavenge_limit{UINT64_MAX};        // Go's memoryLimit, in bytes
+    std::atomic<std::uint64_t> scavenge_owed{0};
+    std::atomic<std::uint64_t> scavenged_assist_bytes{0};  // of scavenged_bytes, released by pay_scavenge_owed
+    // Release what is owed, 64 KiB a step (scavenge_one). No lock held.
+    // Returns bytes released; clears the debt when no free Ready page is left.
+    std::size_t pay_scavenge_owed();
+    // The malloc paths' call: pays when something is owed and the thread may
+    // block (no nosuspend region).
+    void maybe_pay_scavenge_owed() {
+        if (GA_UNLIKELY(scavenge_owed.load(std::memory_order_relaxed) != 0) && tls_nosuspend == 0)
+            pay_scavenge_owed();
+    }
     // ga_heap_validate's check of the memory states, lock held: the heap's
     // Prepared bytes are its free Prepared pages (plus any run scavenge_one
     // has out, released or about to be), and Ready + Prepared is what is mapped.
@@ -194,6 +229,7 @@ private:
     void enable_hugepages_locked();
     void note_grown(std::uintptr_t base, std::size_t bytes);
     bool grow_locked(std::size_t npages);
+    void owe_scavenge_locked(std::size_t grown);
     bool map_for_growth(std::uintptr_t base, std::size_t n);
     bool new_arenas_locked(std::size_t bytes);
 };

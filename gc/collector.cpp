@@ -167,6 +167,8 @@ std::uint64_t pacer_trigger(std::uint64_t marked, std::uint64_t goal, std::uint6
 static constinit Mutex pacer_lock{kRankGcWork};  // cons_mark, last_*_bytes, goal/trigger updates
 
 static void compute_goal() {
+    std::int64_t lim = mem_limit.load(std::memory_order_relaxed);
+    const std::uint64_t heap_free = lim != INT64_MAX ? mheap.free_ready_bytes() : 0;  // (mheap.lock ranks below pacer_lock)
     LockGuard g(pacer_lock);
     int pct = gc_percent.load(std::memory_order_relaxed);
     std::uint64_t marked = gcs.heap_marked.load(std::memory_order_relaxed);
@@ -175,11 +177,21 @@ static void compute_goal() {
         goal = marked + (marked + last_stack_bytes + last_globals_bytes) * static_cast<std::uint64_t>(pct) / 100;
         if (goal < heap_minimum(pct)) goal = heap_minimum(pct);
     }
-    std::int64_t lim = mem_limit.load(std::memory_order_relaxed);
     if (lim != INT64_MAX) {
+        // Go 1.19's memoryLimitHeapGoal: the limit less what is mapped Ready
+        // and can hold no collected object (overhead_bytes less the free
+        // Ready pages, which the heap will use before it grows: a heap that
+        // shrank does not push the goal down by what it left free), less how
+        // far Ready memory is over the limit now (to get back under sooner).
+        const std::uint64_t ulim = static_cast<std::uint64_t>(lim);
+        const std::uint64_t ready = sys::stats.ready.load(std::memory_order_relaxed) +
+                                    sys::stats.metadata.load(std::memory_order_relaxed);
         std::uint64_t over = overhead_bytes();
-        std::uint64_t lg = static_cast<std::uint64_t>(lim) > over ? static_cast<std::uint64_t>(lim) - over : 0;
-        // Go keeps a little headroom under the limit; never below what is live.
+        over = over > heap_free ? over - heap_free : 0;
+        if (ready > ulim) over += ready - ulim;
+        std::uint64_t lg = ulim > over ? ulim - over : 0;
+        // Headroom for pacing errors (Go: 1 MiB; here 5%, as the scavenger's
+        // target); never below what is live.
         lg = lg - lg / 20;
         std::uint64_t floor = marked + (std::uint64_t{1} << 20);
         if (lg < floor) lg = floor;
@@ -237,6 +249,18 @@ static void pace_scavenger(bool at_mark_termination) {
     }
     const std::uint64_t retained = MHeap::retained();
     std::int64_t lim = mem_limit.load(std::memory_order_relaxed);
+    const bool on = options().gcscavenge;
+    // The allocating threads' part (mheap.h, scavenge_owed): a growth beyond
+    // GOGC's goal releases as much, and Ready memory beyond the limit itself
+    // (not 95% of it) is released at the allocation that went over. As in
+    // Go, a GOGC goal the heap meets now asks nothing of growths until the
+    // next mark termination.
+    mheap.scavenge_growth_goal.store(on && keep != UINT64_MAX && retained > keep && retained - keep >= kPageSize
+                                         ? keep
+                                         : UINT64_MAX,
+                                     std::memory_order_relaxed);
+    mheap.scavenge_limit.store(on && lim != INT64_MAX ? static_cast<std::uint64_t>(lim) : UINT64_MAX,
+                               std::memory_order_relaxed);
     if (lim != INT64_MAX) {
         std::uint64_t lgoal = static_cast<std::uint64_t>(static_cast<double>(lim) * 0.95);
         std::uint64_t meta = sys::stats.metadata.load(std::memory_order_relaxed);
@@ -1198,6 +1222,9 @@ static void* collector_thread(void*) {
         // with nothing else to do: bursts of up to 1 ms, each followed by a
         // sleep 1/(1% of the CPUs) - 1 times as long (Go's scavengePercent),
         // which a cycle's trigger cuts short.
+        // What an allocation left owed (mheap.h: one made in a nosuspend
+        // region could not pay at once).
+        if (mheap.scavenge_owed.load(std::memory_order_relaxed) != 0) (void)mheap.pay_scavenge_owed();
         if (sweep_done() && scavenge_due() && !cycle_requested()) {
             bool more = false;
             std::uint64_t worked = scavenge_burst(&more);

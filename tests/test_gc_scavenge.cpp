@@ -7,12 +7,14 @@
 // (gtest_discover_tests), so resident-memory figures are this test's.
 #include "gc_testutil.h"
 #include "mheap.h"  // mheap.scavenged_bytes
+#include "sys.h"    // sys::stats
 
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <memory>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -161,6 +163,77 @@ TEST(GcScavenge, MemoryLimitBringsMappedMemoryUnderIt) {
     EXPECT_LE(rss + 60 * MiB, rss_big) << "resident " << rss / MiB << " MiB, " << rss_big / MiB
                                        << " MiB with the big heap live";
     EXPECT_EQ(gc::set_memory_limit(original), static_cast<std::int64_t>(limit));
+    gc::collect();  // between cycles (above)
+    EXPECT_GT(ga_heap_validate(), 0u);
+}
+
+
+// Go 1.19 checks Ready memory against the memory limit at every span
+// allocation and releases the excess before the allocation returns
+// (mheap.allocSpan; here alloc_span records it in mheap.scavenge_owed and the
+// allocating thread pays it out of its nosuspend region, gc/heap.cpp). Every
+// other 8 KiB object dies, leaving 1-page holes the 64 KiB objects allocated
+// next cannot use: as long as holes are left, no allocation may leave Ready
+// memory over the limit, and the holes are released by the allocating
+// thread, not by the collector thread some time later.
+struct Page {
+    std::uint64_t v[1024];
+};
+struct Block {
+    std::uint64_t v[8192];
+};
+
+std::uint64_t ReadyWithMetadata() { return goalloc::sys::stats.ready.load() + goalloc::sys::stats.metadata.load(); }
+std::size_t FreeReadyPages() {
+    goalloc::LockGuard g(goalloc::mheap.lock);
+    return goalloc::mheap.pages.free_pages() - goalloc::mheap.pages.scav_pages();
+}
+
+__attribute__((noinline)) void MakeHoles(std::vector<std::unique_ptr<gc::Root<Page>>>* keep, int n) {
+    for (int i = 0; i < n; i++) {
+        Page* p = gc::make<Page>();
+        p->v[0] = static_cast<std::uint64_t>(i);
+        if (i % 2 == 1) keep->push_back(std::make_unique<gc::Root<Page>>(p));
+    }
+}
+
+TEST(GcScavenge, AnAllocationOverTheMemoryLimitReleasesTheExcessAtOnce) {
+    GcPercentGuard off(-1);
+    const std::int64_t original = gc::set_memory_limit(-1);
+    std::vector<std::unique_ptr<gc::Root<Page>>> keep;
+    MakeHoles(&keep, 8192);  // 64 MiB, half of it to die
+    ScrubStack();
+    gc::collect();
+    const std::size_t holes = FreeReadyPages();
+    ASSERT_GE(holes, 2048u) << "at least half of the dead pages are free holes";
+    // A limit with the background scavenger's target (95% of it) above the
+    // Ready memory now: only the allocations' own releases bring it down.
+    const std::uint64_t limit = ReadyWithMetadata() * 20 / 19 + 2 * MiB;
+    gc::set_memory_limit(static_cast<std::int64_t>(limit));
+    const std::uint64_t assist0 = goalloc::mheap.scavenged_assist_bytes.load();
+    std::vector<std::unique_ptr<gc::Root<Block>>> blocks;
+    const std::size_t nblocks = (holes * goalloc::kPageSize + (limit - ReadyWithMetadata()) + 16 * MiB) / sizeof(Block);
+    int over_with_holes = 0, went_over = 0;
+    for (std::size_t i = 0; i < nblocks; i++) {
+        Block* b = gc::make<Block>();
+        // Checked before anything else allocates (the Root below is malloc'd,
+        // and malloc's span allocations pay the debt too). 64 KiB of slack:
+        // the metadata another thread's span allocation may add meanwhile.
+        if (ReadyWithMetadata() > limit + 64 * KiB) {
+            went_over++;
+            if (FreeReadyPages() != 0) over_with_holes++;
+        }
+        b->v[0] = i;
+        blocks.push_back(std::make_unique<gc::Root<Block>>(b));
+    }
+    const std::uint64_t assisted = goalloc::mheap.scavenged_assist_bytes.load() - assist0;
+    EXPECT_EQ(gc::set_memory_limit(original), static_cast<std::int64_t>(limit));
+    EXPECT_EQ(over_with_holes, 0) << "allocations left Ready memory over the limit with free Ready pages";
+    EXPECT_GT(went_over, 0) << "the test should outgrow what can be released";
+    EXPECT_GE(assisted, holes * goalloc::kPageSize / 2) << "the allocating thread released "
+                                                        << assisted / KiB << " KiB of " << holes * 8 << " KiB";
+    for (std::size_t i = 0; i < keep.size(); i++) ASSERT_EQ(keep[i]->get()->v[0], 2 * i + 1);
+    for (std::size_t i = 0; i < blocks.size(); i++) ASSERT_EQ(blocks[i]->get()->v[0], i);
     gc::collect();  // between cycles (above)
     EXPECT_GT(ga_heap_validate(), 0u);
 }

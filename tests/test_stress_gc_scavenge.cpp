@@ -5,9 +5,11 @@
 // cell's payload is checked before its list is dropped, a long-lived list is
 // checked throughout, and the heap walk (ga_heap_validate: spans, bitmaps,
 // page states, Ready/Prepared accounting) runs after each round, with the
-// scavenger possibly mid-step. In the ThreadSanitizer pass too.
+// scavenger possibly mid-step. Then the same under a memory limit, where the
+// allocating threads release pages too. In the ThreadSanitizer pass too.
 #include "gc_testutil.h"
 #include "mheap.h"  // mheap.scavenged_bytes
+#include "sys.h"    // sys::stats
 
 #include <gtest/gtest.h>
 
@@ -75,8 +77,10 @@ class PollingBarrier {
     std::atomic<int> arrived_{0}, gen_{0};
 };
 
-TEST(GcScavengeStress, ThreadsAllocateWhileTheHeapIsReleased) {
-    GcPercentGuard pct(100);
+// Rounds of: two threads build big lists, drop them, one runs two cycles,
+// both build, check and drop small lists while the heap is released. Returns
+// the bytes released meanwhile.
+std::uint64_t RunRounds() {
 #if defined(__SANITIZE_THREAD__)
     const int kRounds = 4;
     const std::size_t kBig = 12 * MiB / sizeof(Cell), kSmall = 64 * KiB / sizeof(Cell);
@@ -123,19 +127,47 @@ TEST(GcScavengeStress, ThreadsAllocateWhileTheHeapIsReleased) {
             });
         }
         for (auto& th : ts) th.join();
-        ASSERT_EQ(bad.load(), 0u) << "round " << round;
-        ASSERT_EQ(Bad(*longlived, nlong, 0x1234), 0u) << "round " << round;
+        EXPECT_EQ(bad.load(), 0u) << "round " << round;
+        EXPECT_EQ(Bad(*longlived, nlong, 0x1234), 0u) << "round " << round;
+        if (bad.load() != 0) break;
         ScrubStack();
         gc::collect();
         // The collector thread may be releasing pages now: the walk allows
         // for the run it has out.
         EXPECT_GT(ga_heap_validate(), 0u);
     }
+    return goalloc::mheap.scavenged_bytes.load() - scav0;
+}
+
+TEST(GcScavengeStress, ThreadsAllocateWhileTheHeapIsReleased) {
+    GcPercentGuard pct(100);
+    const std::uint64_t released = RunRounds();
     // The test is about releases under way while threads allocate: make sure
     // there were some.
-    const std::uint64_t released = goalloc::mheap.scavenged_bytes.load() - scav0;
     std::printf("released %llu MiB while the threads ran\n", static_cast<unsigned long long>(released / MiB));
     EXPECT_GE(released, 8 * MiB);
+}
+
+// The same under a memory limit the big lists go over: the allocating
+// threads release pages themselves, at once (mheap.scavenge_owed), both at
+// the same time and beside the collector thread's scavenger.
+TEST(GcScavengeStress, ThreadsOverTheMemoryLimitReleaseAsTheyAllocate) {
+    GcPercentGuard pct(100);
+    const std::uint64_t ready = goalloc::sys::stats.ready.load() + goalloc::sys::stats.metadata.load();
+#if defined(__SANITIZE_THREAD__)
+    const std::uint64_t limit = ready + 16 * MiB;
+#else
+    const std::uint64_t limit = ready + 32 * MiB;
+#endif
+    const std::int64_t original = gc::set_memory_limit(static_cast<std::int64_t>(limit));
+    const std::uint64_t assist0 = goalloc::mheap.scavenged_assist_bytes.load();
+    const std::uint64_t released = RunRounds();
+    const std::uint64_t assisted = goalloc::mheap.scavenged_assist_bytes.load() - assist0;
+    EXPECT_EQ(gc::set_memory_limit(original), static_cast<std::int64_t>(limit));
+    std::printf("released %llu MiB, %llu MiB of it by allocating threads\n",
+                static_cast<unsigned long long>(released / MiB), static_cast<unsigned long long>(assisted / MiB));
+    EXPECT_GE(released, 8 * MiB);
+    EXPECT_GT(assisted, 0u);
 }
 
 }  // namespace

@@ -103,6 +103,128 @@ TEST(MHeap, ExhaustedAddressSpaceIsAnErrorNotACrash) {
     ga_heap_validate();
 }
 
+// ---- scavenging by the allocating thread (mheap.h, scavenge_owed) ----
+namespace {
+std::uint64_t ReadyWithMetadata() { return MHeap::retained() + sys::stats.metadata.load(); }
+std::size_t FreeReadyPages() { return mheap.pages.free_pages() - mheap.pages.scav_pages(); }
+std::uint64_t Mapped() { return sys::stats.prepared.load() + sys::stats.ready.load(); }
+constexpr std::size_t KiB = 1024, MiB = 1024 * KiB;
+// 64 spans of 16 pages, every other one freed: 32 holes of 128 KiB (4 MiB),
+// free and Ready, which the 32-page spans the tests allocate next cannot use
+// (the last span stays: no hole borders the free tail of the heap's growth).
+std::vector<MSpan*> MakeHoles() {
+    heap_init();
+    std::vector<MSpan*> all, kept;
+    for (int i = 0; i < 64; i++) {
+        MSpan* s = mheap.alloc_span(16, 0, SpanKind::Malloc);
+        EXPECT_NE(s, nullptr);
+        all.push_back(s);
+    }
+    for (std::size_t i = 0; i < all.size(); i++) {
+        if (i % 2 == 0) mheap.free_span(all[i]);
+        else kept.push_back(all[i]);
+    }
+    EXPECT_EQ(FreeReadyPages(), 32u * 16u);
+    return kept;
+}
+}  // namespace
+
+// Go 1.19 checks Ready memory against GOMEMLIMIT at every span allocation
+// and releases the excess at once. Each allocation that takes Ready memory
+// over the limit must come back under it before it returns, as long as free
+// Ready pages are left to release; the allocating thread released them
+// (nothing else runs here: no collector in this process).
+TEST(MHeap, AnAllocationOverTheMemoryLimitReleasesTheExcessAtOnce) {
+    std::vector<MSpan*> kept = MakeHoles();
+    const std::uint64_t scav0 = mheap.scavenged_assist_bytes.load();
+    const std::uint64_t limit = ReadyWithMetadata() + MiB;
+    mheap.scavenge_limit.store(limit);
+    std::vector<MSpan*> big;
+    int over_with_pages_left = 0, went_over = 0;
+    for (int i = 0; i < 32; i++) {  // 8 MiB of 256 KiB spans
+        MSpan* s = mheap.alloc_span(32, 0, SpanKind::Malloc);
+        ASSERT_NE(s, nullptr);
+        mheap.maybe_pay_scavenge_owed();  // (as the malloc paths do; a no-op without a debt)
+        big.push_back(s);
+        if (ReadyWithMetadata() > limit) {
+            went_over++;
+            if (FreeReadyPages() != 0) over_with_pages_left++;
+        }
+    }
+    mheap.scavenge_limit.store(UINT64_MAX);
+    EXPECT_EQ(over_with_pages_left, 0) << "allocations left Ready memory over the limit with free Ready pages to release";
+    EXPECT_GT(went_over, 0) << "the test should outgrow what can be released";
+    EXPECT_EQ(FreeReadyPages(), 0u);
+    EXPECT_EQ(mheap.scavenged_assist_bytes.load() - scav0, 4 * MiB) << "every hole, and nothing else, released";
+    EXPECT_EQ(mheap.scavenge_owed.load(), 0u) << "a debt nothing can pay is dropped";
+    for (MSpan* s : big) mheap.free_span(s);
+    for (MSpan* s : kept) mheap.free_span(s);
+    ga_heap_validate();
+}
+
+// Go 1.19: an allocation that grows the heap while Ready memory is over
+// the collector's retention goal releases as much as it grew (capped at the
+// excess), so growing around fragments does not grow the resident set; an
+// allocation that does not grow the heap releases nothing.
+TEST(MHeap, AGrowthBeyondTheRetentionGoalReleasesAsMuchAsItGrew) {
+    std::vector<MSpan*> kept = MakeHoles();
+    const std::uint64_t scav0 = mheap.scavenged_assist_bytes.load();
+    std::vector<MSpan*> big;
+    // 32-page spans fit only in the free Prepared tail of the last growth
+    // (the holes are 16 pages; scavenged ones count as Prepared too): take
+    // the tail, checking that no allocation grew the heap.
+    auto take_tail = [&](std::size_t prepared_holes) {
+        const std::size_t n = (mheap.pages.scav_pages() - prepared_holes) / 32;
+        const std::uint64_t m0 = Mapped();
+        for (std::size_t i = 0; i < n; i++) {
+            MSpan* s = mheap.alloc_span(32, 0, SpanKind::Malloc);
+            ASSERT_NE(s, nullptr);
+            mheap.maybe_pay_scavenge_owed();
+            big.push_back(s);
+        }
+        ASSERT_EQ(Mapped(), m0) << "the tail was smaller than counted";
+    };
+    // With Ready memory over the goal but no growth, nothing is released.
+    mheap.scavenge_growth_goal.store(MHeap::retained() - 2 * MiB);
+    MSpan* s = mheap.alloc_span(16, 0, SpanKind::Malloc);  // into a hole
+    ASSERT_NE(s, nullptr);
+    mheap.maybe_pay_scavenge_owed();
+    big.push_back(s);
+    take_tail(0);
+    EXPECT_EQ(mheap.scavenged_assist_bytes.load(), scav0) << "released without a growth";
+    EXPECT_EQ(FreeReadyPages(), 31u * 16u);
+    // The next span grows the heap by 4 MiB. With the goal 3 MiB above Ready
+    // memory after it, Ready + growth is 1 MiB over: that much is released
+    // (min(growth, excess), Go's rule), from the holes.
+    std::uint64_t m0 = Mapped();
+    mheap.scavenge_growth_goal.store(MHeap::retained() + 32 * kPageSize + 3 * MiB);
+    s = mheap.alloc_span(32, 0, SpanKind::Malloc);
+    ASSERT_NE(s, nullptr);
+    mheap.maybe_pay_scavenge_owed();
+    big.push_back(s);
+    ASSERT_EQ(Mapped() - m0, 4 * MiB) << "the heap grows by kHeapGrowBytes";
+    EXPECT_EQ(mheap.scavenged_assist_bytes.load() - scav0, 1 * MiB);
+    EXPECT_EQ(FreeReadyPages(), 31u * 16u - MiB / kPageSize);
+    // A growth with Ready memory well over the goal releases as much as the
+    // growth (4 MiB), capped by what is free: the holes left (2.875 MiB).
+    mheap.scavenge_growth_goal.store(MiB);
+    take_tail(MiB / kPageSize);
+    EXPECT_EQ(mheap.scavenged_assist_bytes.load() - scav0, 1 * MiB) << "released without a growth";
+    m0 = Mapped();
+    s = mheap.alloc_span(32, 0, SpanKind::Malloc);
+    ASSERT_NE(s, nullptr);
+    mheap.maybe_pay_scavenge_owed();
+    big.push_back(s);
+    mheap.scavenge_growth_goal.store(UINT64_MAX);
+    EXPECT_GT(Mapped(), m0);
+    EXPECT_EQ(mheap.scavenged_assist_bytes.load() - scav0, 31 * 16 * kPageSize);
+    EXPECT_EQ(FreeReadyPages(), 0u);
+    EXPECT_EQ(mheap.scavenge_owed.load(), 0u) << "a debt nothing can pay is dropped";
+    for (MSpan* b : big) mheap.free_span(b);
+    for (MSpan* k : kept) mheap.free_span(k);
+    ga_heap_validate();
+}
+
 TEST(MCentral, SpansMoveBetweenFullAndPartialAndEmptyOnesGoBackToTheHeap) {
     heap_init();
     MCentral& c = mheap.central[5];
