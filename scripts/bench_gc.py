@@ -646,6 +646,26 @@ def write_charts(out_dir, rows, programs, runtimes, rounds):
 
 # ---- the report -------------------------------------------------------------------------
 
+def linkage(exe):
+    """'static' or 'dynamic': whether the ELF file has a PT_INTERP header."""
+    import struct
+    try:
+        with open(exe, "rb") as f:
+            head = f.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:
+                return "?"
+            phoff, = struct.unpack_from("<Q", head, 0x20)
+            phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+    except OSError:
+        return "?"
+    for i in range(phnum):
+        if struct.unpack_from("<I", table, i * phentsize)[0] == 3:  # PT_INTERP
+            return "dynamic"
+    return "static"
+
+
 def machine_info(build, exes, goalloc_cache):
     src = goalloc_cache.get("CMAKE_HOME_DIRECTORY", ROOT)
     gcommit = sh(["git", "rev-parse", "HEAD"], cwd=src) or "?"
@@ -752,7 +772,10 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
         "for goalloc's collector (`gc::make`, `gc::Ptr`, linked with `goalloc_core`), for Boehm "
         "GC (`GC_MALLOC`, Debian's libgc) and in Go (Debian's golang-go); every runtime runs with "
         "its defaults (GOGC=100 for Go, Boehm's free-space divisor, goalloc's pacer), unpinned "
-        "(each collector has threads of its own). "
+        "(each collector has threads of its own). The C and C++ programs are linked statically "
+        "when the static libraries are there (bench/gc/CMakeLists.txt; the last section says how "
+        "they were), as `go build` links Go's: peak RSS then counts each runtime's own code, "
+        "not the pages of libc.so and libstdc++.so a dynamic binary maps. "
         + ("Per program: one warm-up run per runtime (discarded; none for gc_latency), then "
            if not args.no_warmup else "Per program: ")
         + f"{args.rounds} interleaved round(s), each running every runtime once in an order "
@@ -852,7 +875,9 @@ def write_report(path, args, info, rows, programs, runtimes, params, svgs, load_
     md.append(f"- git commit (programs and scripts): {info['commit']}")
     md.append(f"- C and C++ flavours compiled by: {info['compiler']} (-O2)")
     for rt in runtimes:
-        md.append(f"- {rt}: {info['versions'].get(rt, '?')}")
+        kinds = sorted({linkage(e) for e in info["exes"].get(rt, {}).values()})
+        md.append(f"- {rt}: {info['versions'].get(rt, '?')}; programs linked "
+                  f"{'/'.join(kinds) or '?'}")
     md.append("- raw runs: [gc.json](gc.json)")
     md.append("")
     with open(path, "w") as f:
