@@ -346,6 +346,14 @@ std::size_t MHeap::pay_scavenge_owed() {
     return total;
 }
 
+std::atomic<void (*)(void (*fn)(void*), void* arg)> blocking_hook{nullptr};
+
+void MHeap::pay_scavenge_owed_blocking() {
+    auto pay = [](void* h) { static_cast<MHeap*>(h)->pay_scavenge_owed(); };
+    if (auto hook = blocking_hook.load(std::memory_order_acquire)) hook(pay, this);
+    else pay_scavenge_owed();
+}
+
 bool MHeap::resize_large(MSpan* s, std::size_t npages) {
     GA_CHECK(s->sizeclass == 0);
     if (npages == 0 || npages > kMaxAlloc / kPageSize) return false;

@@ -141,7 +141,7 @@ struct MHeap {
     // The thread pays it with pay_scavenge_owed as soon as it holds no lock
     // and is outside any nosuspend region (a stop of the world must not wait
     // for madvise): the malloc paths right after alloc_span, a collected
-    // heap's thread after its allocation, as a blocking call. What nobody
+    // heap's thread after its allocation, through blocking_hook (below). What nobody
     // can pay at once (an allocation inside a nosuspend region, from a malloc
     // by the collector's own code) waits for the next one, or for the
     // collector thread. The collector sets both goals (gc/collector.cpp,
@@ -154,12 +154,14 @@ struct MHeap {
     // Release what is owed, 64 KiB a step (scavenge_one). No lock held.
     // Returns bytes released; clears the debt when no free Ready page is left.
     std::size_t pay_scavenge_owed();
-    // The malloc paths' call: pays when something is owed and the thread may
-    // block (no nosuspend region).
+    // The allocation paths' call (malloc's and the collected heap's): pays
+    // when something is owed and the thread may block (no nosuspend region),
+    // through blocking_hook when one is set.
     void maybe_pay_scavenge_owed() {
         if (GA_UNLIKELY(scavenge_owed.load(std::memory_order_relaxed) != 0) && tls_nosuspend == 0)
-            pay_scavenge_owed();
+            pay_scavenge_owed_blocking();
     }
+    GA_NOINLINE void pay_scavenge_owed_blocking();
     // ga_heap_validate's check of the memory states, lock held: the heap's
     // Prepared bytes are its free Prepared pages (plus any run scavenge_one
     // has out, released or about to be), and Ready + Prepared is what is mapped.
@@ -243,6 +245,14 @@ extern MHeap mheap;
 // by a background thread, or, with huge pages, by the growing thread itself
 // outside the lock.
 extern std::atomic<void (*)(std::uintptr_t base, std::size_t bytes, bool huge)> heap_grow_hook;
+
+// How an allocating thread runs a call that may block for long (the
+// madvise calls of pay_scavenge_owed). The collector sets it to its
+// blocking call (gc/world.cpp), so that a stop of the world claims a
+// registered thread in it instead of waiting for it; unset, the call is
+// made directly. fn touches no collected object (a claimed thread counts
+// as stopped, its stack scanned as it is).
+extern std::atomic<void (*)(void (*fn)(void*), void* arg)> blocking_hook;
 
 // One-time initialisation of the process-wide heap (idempotent, thread-safe).
 void heap_init();

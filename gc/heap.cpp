@@ -477,16 +477,6 @@ static GA_NOINLINE void populate_growth(GcThread* t) {
     }
 }
 
-// Scavenging the heap owes for an allocation (mheap.h, scavenge_owed: over
-// the memory limit, or a growth beyond the retention goal), paid by the
-// allocating thread once it is out of its nosuspend region, as a blocking
-// call: a stop of the world claims the thread instead of waiting for its
-// madvise calls (64 KiB each, or a whole huge page). It touches no object.
-static void pay_scavenge_fn(void*) { mheap.pay_scavenge_owed(); }
-static GA_INLINE void maybe_pay_scavenge() {
-    if (GA_UNLIKELY(mheap.scavenge_owed.load(std::memory_order_relaxed) != 0)) blocking_call(pay_scavenge_fn, nullptr);
-}
-
 static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo* ti, std::size_t count) {
     bool noscan = ti->kind == detail::kLayoutNoscan;
     // Heap bits cover every word of the span (128 bytes a page), in its tail.
@@ -539,7 +529,7 @@ static GA_NOINLINE void* alloc_large(GcThread* t, std::size_t n, const TypeInfo*
     }
     void* p = reinterpret_cast<void*>(s->base);
     nosuspend_exit();
-    maybe_pay_scavenge();
+    mheap.maybe_pay_scavenge_owed();  // (alloc/mheap.h: over the limit, or a growth beyond the goal)
     heap_grew(t, s->elemsize);
     return p;
 }
@@ -658,7 +648,7 @@ static GA_INLINE void* mallocgc(std::size_t n, const TypeInfo* ti, std::size_t c
         std::uint64_t got = refill(t, spc);
         nosuspend_exit();
         if (GA_UNLIKELY(t->populate_bytes != 0)) populate_growth(t);
-        maybe_pay_scavenge();
+        mheap.maybe_pay_scavenge_owed();
         if (got == 0) return nullptr;
         if (got > 1) grew += got;
     }

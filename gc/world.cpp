@@ -282,6 +282,9 @@ static void world_init() {
     sigfillset(&sa.sa_mask);  // nothing else interrupts a parked thread
     sigaction(kSuspendSignal, &sa, nullptr);
     suspend_hook = suspend_self;
+    // A registered thread paying the heap's scavenging debt (mheap.h) does
+    // it as a blocking call: a stop claims it instead of waiting for madvise.
+    blocking_hook.store(blocking_call, std::memory_order_release);
 }
 
 static void stack_bounds(GcThread* t) {

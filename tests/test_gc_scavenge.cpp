@@ -229,6 +229,7 @@ TEST(GcScavenge, AnAllocationOverTheMemoryLimitReleasesTheExcessAtOnce) {
     const std::uint64_t assisted = goalloc::mheap.scavenged_assist_bytes.load() - assist0;
     EXPECT_EQ(gc::set_memory_limit(original), static_cast<std::int64_t>(limit));
     EXPECT_EQ(over_with_holes, 0) << "allocations left Ready memory over the limit with free Ready pages";
+    EXPECT_NE(goalloc::blocking_hook.load(), nullptr) << "registered threads pay through the blocking call";
     EXPECT_GT(went_over, 0) << "the test should outgrow what can be released";
     EXPECT_GE(assisted, holes * goalloc::kPageSize / 2) << "the allocating thread released "
                                                         << assisted / KiB << " KiB of " << holes * 8 << " KiB";
