@@ -141,17 +141,22 @@ struct MHeap {
     // The thread pays it with pay_scavenge_owed as soon as it holds no lock
     // and is outside any nosuspend region (a stop of the world must not wait
     // for madvise): the malloc paths right after alloc_span, a collected
-    // heap's thread after its allocation, through blocking_hook (below). What nobody
-    // can pay at once (an allocation inside a nosuspend region, from a malloc
+    // heap's thread after its allocation, through blocking_hook (below).
+    // What nobody can pay at once (an allocation inside a nosuspend region, from a malloc
     // by the collector's own code) waits for the next one, or for the
     // collector thread. The collector sets both goals (gc/collector.cpp,
     // pace_scavenger); UINT64_MAX — the default, so a malloc-only process —
     // asks for nothing.
+    // Guards: atomics, no lock. The goals are written by the collector
+    // (pace_scavenger) and read by alloc_span under mheap.lock; scavenge_owed
+    // is raised by alloc_span (compare-and-swap to the larger value) and
+    // lowered by paying threads (compare-and-swap, by what they released).
     std::atomic<std::uint64_t> scavenge_growth_goal{UINT64_MAX};  // Go's scavenge.gcPercentGoal
     std::atomic<std::uint64_t> scavenge_limit{UINT64_MAX};        // Go's memoryLimit, in bytes
     std::atomic<std::uint64_t> scavenge_owed{0};
     std::atomic<std::uint64_t> scavenged_assist_bytes{0};  // of scavenged_bytes, released by pay_scavenge_owed
-    // Release what is owed, 64 KiB a step (scavenge_one). No lock held.
+    // Release what is owed, up to 64 KiB a step (scavenge_one), taking what
+    // each step released off the debt. No lock held.
     // Returns bytes released; clears the debt when no free Ready page is left.
     std::size_t pay_scavenge_owed();
     // The allocation paths' call (malloc's and the collected heap's): pays
