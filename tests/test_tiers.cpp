@@ -112,6 +112,8 @@ constexpr std::size_t KiB = 1024, MiB = 1024 * KiB;
 // 64 spans of 16 pages, every other one freed: 32 holes of 128 KiB (4 MiB),
 // free and Ready, which the 32-page spans the tests allocate next cannot use
 // (the last span stays: no hole borders the free tail of the heap's growth).
+// It counts on a fresh heap (no free Ready page before it): ctest runs each
+// test in a process of its own (gtest_discover_tests).
 std::vector<MSpan*> MakeHoles() {
     heap_init();
     std::vector<MSpan*> all, kept;
