@@ -132,14 +132,6 @@ static std::uint64_t last_stack_bytes = 0, last_globals_bytes = 0;
 
 static std::uint64_t heap_minimum(int pct) { return (std::uint64_t{4} << 20) * static_cast<std::uint64_t>(pct) / 100; }
 
-static std::uint64_t overhead_bytes() {
-    // Mapped memory that is not collected-heap spans: malloc heap, metadata.
-    std::uint64_t mapped = sys::stats.ready.load(std::memory_order_relaxed) +
-                           sys::stats.metadata.load(std::memory_order_relaxed);
-    std::uint64_t inuse = gcs.inuse_bytes.load(std::memory_order_relaxed);
-    return mapped > inuse ? mapped - inuse : 0;
-}
-
 // Go's trigger (mgcpacer.go, trigger()): the goal less the runway, kept
 // between two bounds on the way from the marked heap to the goal.
 // - Lower: min_pct of the way (Go's triggerLowerBound, 45/64 ~ 70%;
@@ -179,15 +171,16 @@ static void compute_goal() {
     }
     if (lim != INT64_MAX) {
         // Go 1.19's memoryLimitHeapGoal: the limit less what is mapped Ready
-        // and can hold no collected object (overhead_bytes less the free
-        // Ready pages, which the heap will use before it grows: a heap that
-        // shrank does not push the goal down by what it left free), less how
-        // far Ready memory is over the limit now (to get back under sooner).
+        // and can hold no collected object (malloc spans, metadata: Ready
+        // memory less the collected spans and the free Ready pages, which the
+        // heap will use before it grows, so a heap that shrank does not push
+        // the goal down by what it left free), less how far Ready memory is
+        // over the limit now (to get back under sooner).
         const std::uint64_t ulim = static_cast<std::uint64_t>(lim);
         const std::uint64_t ready = sys::stats.ready.load(std::memory_order_relaxed) +
                                     sys::stats.metadata.load(std::memory_order_relaxed);
-        std::uint64_t over = overhead_bytes();
-        over = over > heap_free ? over - heap_free : 0;
+        const std::uint64_t heap = gcs.inuse_bytes.load(std::memory_order_relaxed) + heap_free;
+        std::uint64_t over = ready > heap ? ready - heap : 0;
         if (ready > ulim) over += ready - ulim;
         std::uint64_t lg = ulim > over ? ulim - over : 0;
         // Headroom for pacing errors (Go: 1 MiB; here 5%, as the scavenger's
@@ -232,6 +225,12 @@ static void compute_goal() {
 // the limit changes; scav_* guarded by pacer_lock.
 static std::uint64_t scav_last_inuse = 0, scav_last_goal = 0;
 
+// A goal `keep` that Ready heap memory `retained` already meets, within a
+// page, is none (UINT64_MAX), as in Go.
+static std::uint64_t unmet_or_none(std::uint64_t keep, std::uint64_t retained) {
+    return retained > keep && retained - keep >= kPageSize ? keep : UINT64_MAX;
+}
+
 static void pace_scavenger(bool at_mark_termination) {
     std::uint64_t goal = gcs.goal.load(std::memory_order_relaxed);
     std::uint64_t keep = UINT64_MAX;
@@ -255,10 +254,7 @@ static void pace_scavenger(bool at_mark_termination) {
     // (not 95% of it) is released at the allocation that went over. As in
     // Go, a GOGC goal the heap meets now asks nothing of growths until the
     // next mark termination.
-    mheap.scavenge_growth_goal.store(on && keep != UINT64_MAX && retained > keep && retained - keep >= kPageSize
-                                         ? keep
-                                         : UINT64_MAX,
-                                     std::memory_order_relaxed);
+    mheap.scavenge_growth_goal.store(on ? unmet_or_none(keep, retained) : UINT64_MAX, std::memory_order_relaxed);
     mheap.scavenge_limit.store(on && lim != INT64_MAX ? static_cast<std::uint64_t>(lim) : UINT64_MAX,
                                std::memory_order_relaxed);
     if (lim != INT64_MAX) {
@@ -269,8 +265,7 @@ static void pace_scavenger(bool at_mark_termination) {
             if (heap_keep < keep) keep = heap_keep;
         }
     }
-    if (retained <= keep || retained - keep < kPageSize) keep = UINT64_MAX;
-    mheap.scavenge_goal.store(keep, std::memory_order_relaxed);
+    mheap.scavenge_goal.store(unmet_or_none(keep, retained), std::memory_order_relaxed);
 }
 
 static bool scavenge_due() {

@@ -7,7 +7,7 @@
 // (gtest_discover_tests), so resident-memory figures are this test's.
 #include "gc_testutil.h"
 #include "mheap.h"  // mheap.scavenged_bytes
-#include "sys.h"    // sys::stats
+#include "mheap_testutil.h"
 
 #include <gtest/gtest.h>
 
@@ -183,11 +183,6 @@ struct Block {
     std::uint64_t v[8192];
 };
 
-std::uint64_t ReadyWithMetadata() { return goalloc::sys::stats.ready.load() + goalloc::sys::stats.metadata.load(); }
-std::size_t FreeReadyPages() {
-    goalloc::LockGuard g(goalloc::mheap.lock);
-    return goalloc::mheap.pages.free_pages() - goalloc::mheap.pages.scav_pages();
-}
 
 __attribute__((noinline)) void MakeHoles(std::vector<std::unique_ptr<gc::Root<Page>>>* keep, int n) {
     for (int i = 0; i < n; i++) {

@@ -10,7 +10,9 @@
 #include "goalloc/goalloc.h"
 #include "mcache.h"
 #include "mheap.h"
+#include "mheap_testutil.h"
 #include "sys.h"
+#include "testutil.h"
 
 using namespace goalloc;
 
@@ -25,10 +27,10 @@ void MarkAllocated(MSpan* s, std::uint32_t n) {
 
 TEST(MHeap, FirstGrowthMapsAtLeastFourMiB) {
     heap_init();
-    ASSERT_EQ(sys::stats.prepared.load() + sys::stats.ready.load(), 0u) << "fresh process expected";
+    ASSERT_EQ(gatest::Mapped(), 0u) << "fresh process expected";
     MSpan* s = mheap.alloc_span(1, 0, SpanKind::Malloc);
     ASSERT_NE(s, nullptr);
-    std::uint64_t mapped = sys::stats.prepared.load() + sys::stats.ready.load();
+    std::uint64_t mapped = gatest::Mapped();
     EXPECT_GE(mapped, kHeapGrowBytes);
     EXPECT_EQ(sys::stats.ready.load(), kPageSize);  // only the span's page is Ready
     EXPECT_EQ(mheap.arenas.load(), 1u);
@@ -48,14 +50,14 @@ TEST(MHeap, GrowthsIntoAReservationAskTheOSForNothing) {
     ASSERT_EQ(mheap.arenas.load(), 1u);
     std::size_t n = mheap.pages.free_pages() + 2 * kHeapGrowBytes / kPageSize;
     ASSERT_LT(n * kPageSize, kArenaBytes / 2);
-    std::uint64_t mapped0 = sys::stats.prepared.load() + sys::stats.ready.load();
+    std::uint64_t mapped0 = gatest::Mapped();
     sys::inject_failures(1 << 20);
     MSpan* big = mheap.alloc_span(n, 0, SpanKind::Malloc);
     sys::inject_failures(0);
     ASSERT_NE(big, nullptr) << "a growth inside the reservation asked the OS";
     EXPECT_EQ(mheap.arenas.load(), 1u);
     // Counted as the heap grew into it: more than 8 MiB more is mapped.
-    EXPECT_GT(sys::stats.prepared.load() + sys::stats.ready.load(), mapped0 + 2 * kHeapGrowBytes);
+    EXPECT_GT(gatest::Mapped(), mapped0 + 2 * kHeapGrowBytes);
     mheap.free_span(big);
     mheap.free_span(first);
     ga_heap_validate();
@@ -105,10 +107,11 @@ TEST(MHeap, ExhaustedAddressSpaceIsAnErrorNotACrash) {
 
 // ---- scavenging by the allocating thread (mheap.h, scavenge_owed) ----
 namespace {
-std::uint64_t ReadyWithMetadata() { return MHeap::retained() + sys::stats.metadata.load(); }
-std::size_t FreeReadyPages() { return mheap.pages.free_pages() - mheap.pages.scav_pages(); }
-std::uint64_t Mapped() { return sys::stats.prepared.load() + sys::stats.ready.load(); }
-constexpr std::size_t KiB = 1024, MiB = 1024 * KiB;
+using gatest::FreeReadyPages;
+using gatest::ReadyWithMetadata;
+using gatest::Mapped;
+using gatest::KiB;
+using gatest::MiB;
 // 64 spans of 16 pages, every other one freed: 32 holes of 128 KiB (4 MiB),
 // free and Ready, which the 32-page spans the tests allocate next cannot use
 // (the last span stays: no hole borders the free tail of the heap's growth).
